@@ -1,0 +1,77 @@
+//! Text-generation decoding strategies for any language model.
+//!
+//! `decoding` turns a model's next-token scores (logits) into tokens. It
+//! provides:
+//!
+//! - [`LogitsProcessor`]: one step's score transformation (temperature,
+//!   top-k, top-p, min-p, typical, penalties, biases, bans, ...), composable
+//!   statically ([`LogitsProcessorExt::then`], tuples) or at run time
+//!   ([`Pipeline`]). See [`processors`] for the full list and how each maps
+//!   to Hugging Face transformers.
+//! - [`Sampler`]: the terminal choice ([`sampler::Greedy`],
+//!   [`sampler::Categorical`]), with the log-probability of the chosen token.
+//! - [`Scores`]: the step representation. Truncations shrink a live set
+//!   instead of masking the whole vocabulary, so later stages work only on
+//!   the survivors.
+//! - A portable seeded RNG ([`rng_from_seed`]) so a seed fixes the tokens
+//!   on every platform.
+//!
+//! # Quick start
+//!
+//! ```
+//! use decoding::processors::{Temperature, TopK, TopP};
+//! use decoding::sampler::Categorical;
+//! use decoding::{rng_from_seed, Context, Pipeline};
+//!
+//! let mut pipeline = Pipeline::new()
+//!     .with(Temperature::new(0.8)?)
+//!     .with(TopK::new(50)?)
+//!     .with(TopP::new(0.95)?);
+//! let mut sampler = Categorical::new();
+//! let mut rng = rng_from_seed(1234);
+//!
+//! let history = [15496, 11, 616];           // the prompt's token ids
+//! let mut logits = vec![0.0f32; 50257];     // the model's next-token scores
+//! logits[318] = 5.0;
+//! logits[373] = 4.0;
+//! let step = pipeline.sample(&Context::prompt_only(&history), &mut logits, &mut sampler, &mut rng)?;
+//! assert!(step.token == 318 || step.token == 373);
+//! # Ok::<(), decoding::Error>(())
+//! ```
+//!
+//! # Bad input
+//!
+//! Parameters are checked when a processor is built. NaN or `+inf` logits,
+//! an empty row and a row where every token is masked are errors
+//! ([`Error`]), never a panic and never a silent token 0.
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+mod chain;
+mod context;
+mod error;
+pub(crate) mod math;
+mod model;
+mod pipeline;
+mod processor;
+mod rng;
+mod scores;
+
+pub mod processors;
+pub mod sampler;
+
+pub use self::chain::Chain;
+pub use self::context::Context;
+pub use self::error::{Error, Result};
+pub use self::model::LanguageModel;
+pub use self::pipeline::Pipeline;
+pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
+pub use self::rng::{DecodingRng, rng_from_seed, unit_f64};
+pub use self::sampler::{Sampled, Sampler};
+pub use self::scores::Scores;
+
+/// A token id, as tokenizers and model heads number them.
+pub type TokenId = u32;

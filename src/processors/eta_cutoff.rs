@@ -1,0 +1,13 @@
+//! PLACEHOLDER: to be implemented.
+
+use crate::{Context, Error, LogitsProcessor, Scores};
+
+/// PLACEHOLDER: to be implemented.
+#[derive(Debug, Clone, Default)]
+pub struct EtaCutoff {}
+
+impl LogitsProcessor for EtaCutoff {
+    fn process(&mut self, _ctx: &Context<'_>, _scores: &mut Scores<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}

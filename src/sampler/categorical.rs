@@ -1,0 +1,171 @@
+//! Categorical sampling: one draw from the softmax of the processed scores.
+
+use crate::rng::unit_f64;
+use crate::sampler::{Sampled, Sampler};
+use crate::{Error, Scores, TokenId};
+
+/// Entries per block of the cumulative sums.
+const BLOCK: usize = 1024;
+
+/// Draws one token from `softmax(scores)` by inverse transform sampling.
+///
+/// # Algorithm
+///
+/// 1. `m` = the maximum live score; `w_i = exp(x_i - m)` in f32 (so the
+///    largest weight is exactly 1 and nothing overflows).
+/// 2. The weights are summed in f64, block by block (1024 entries a block,
+///    in live-set order, or id order before truncation); `total` is the sum
+///    of the block sums.
+/// 3. One uniform `u` in `[0, 1)` ([`unit_f64`]: 53 bits of one
+///    `next_u64`), scaled by the actual total: `target = u * total`.
+/// 4. The chosen token is the first (in the same order) whose inclusive
+///    cumulative weight exceeds `target` (strictly). The walk skips whole
+///    blocks by their sums, then re-sums one block.
+///
+/// So `u = 0` returns the first token of positive weight, never a masked
+/// one, and `u → 1` returns the last token of positive weight, never an
+/// index past the end. If rounding leaves the target unmatched at the end of
+/// a block, the last positive-weight token of that block is chosen. A
+/// token whose weight is 0 (masked, or `exp` underflowed) is never returned.
+///
+/// # Errors
+///
+/// [`Error::EmptyRow`], [`Error::InvalidLogit`], [`Error::AllMasked`].
+///
+/// # Performance
+///
+/// Two passes over the live scores (max, then weights) plus one block;
+/// no allocation once the block buffer has grown.
+///
+/// # Example
+///
+/// ```
+/// use decoding::sampler::{Categorical, Sampler};
+/// use decoding::{rng_from_seed, Scores};
+///
+/// let mut row = vec![f32::NEG_INFINITY, 0.0, 0.0];
+/// let mut live = Vec::new();
+/// let scores = Scores::new(&mut row, &mut live);
+/// let step = Categorical::new().sample(&scores, &mut rng_from_seed(1))?;
+/// assert!(step.token == 1 || step.token == 2);
+/// assert!((step.logprob - 0.5f32.ln()).abs() < 1e-6);
+/// # Ok::<(), decoding::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Categorical {
+    block_sums: Vec<f64>,
+}
+
+impl Categorical {
+    /// A categorical sampler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The draw with a given uniform `u` in `[0, 1)`: what
+    /// [`Sampler::sample`] does after taking `u` from the random source.
+    /// Exposed so that the boundary draws can be tested directly.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sampler::sample`], plus [`Error::InvalidParameter`] when `u` is
+    /// not in `[0, 1)`.
+    pub fn sample_with_uniform(&mut self, scores: &Scores<'_>, u: f64) -> Result<Sampled, Error> {
+        if !(0.0..1.0).contains(&u) {
+            return Err(Error::invalid("u", "in [0, 1)", u));
+        }
+        scores.check_finite()?;
+        let m = scores.max();
+        if m == f32::NEG_INFINITY {
+            return Err(Error::AllMasked);
+        }
+        let values = scores.values();
+        let total = match scores.live_ids() {
+            Some(ids) => self.fill_block_sums(ids.len(), |i| values[ids[i] as usize], m),
+            None => self.fill_block_sums(values.len(), |i| values[i], m),
+        };
+        let target = u * total;
+        let (token, weight) = match scores.live_ids() {
+            Some(ids) => self.walk(target, ids.len(), |i| (ids[i], values[ids[i] as usize]), m),
+            None => self.walk(target, values.len(), |i| (i as TokenId, values[i]), m),
+        };
+        let logprob = (weight.ln() - total.ln()) as f32;
+        Ok(Sampled { token, logprob })
+    }
+
+    fn fill_block_sums(&mut self, n: usize, at: impl Fn(usize) -> f32, m: f32) -> f64 {
+        self.block_sums.clear();
+        let mut total = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let mut lanes = [0.0f64; 8];
+            let mut i = start;
+            while i + 8 <= end {
+                for (k, lane) in lanes.iter_mut().enumerate() {
+                    *lane += f64::from((at(i + k) - m).exp());
+                }
+                i += 8;
+            }
+            let mut s = lanes.iter().sum::<f64>();
+            for j in i..end {
+                s += f64::from((at(j) - m).exp());
+            }
+            self.block_sums.push(s);
+            total += s;
+            start = end;
+        }
+        total
+    }
+
+    /// Returns the chosen token and its weight `exp(x - m)` (as f64).
+    /// `n` is the number of entries `at` can be asked for.
+    fn walk(
+        &self,
+        target: f64,
+        n: usize,
+        at: impl Fn(usize) -> (TokenId, f32),
+        m: f32,
+    ) -> (TokenId, f64) {
+        // Skip whole blocks; stop at the block where the target falls.
+        let mut cum = 0.0f64;
+        let mut last_positive = 0;
+        let mut found = None;
+        for (b, &s) in self.block_sums.iter().enumerate() {
+            if s > 0.0 {
+                last_positive = b;
+                if cum + s > target {
+                    found = Some(b);
+                    break;
+                }
+            }
+            cum += s;
+        }
+        // Rounding can put the target at or past the total: then the last
+        // block with mass is walked to its last positive token.
+        let block = found.unwrap_or(last_positive);
+        if found.is_none() {
+            cum = f64::NEG_INFINITY;
+        }
+        let mut chosen = (at(block * BLOCK).0, 0.0);
+        for i in block * BLOCK..((block + 1) * BLOCK).min(n) {
+            let (id, x) = at(i);
+            let w = f64::from((x - m).exp());
+            if w > 0.0 {
+                chosen = (id, w);
+                cum += w;
+                if cum > target {
+                    break;
+                }
+            }
+        }
+        chosen
+    }
+}
+
+impl Sampler for Categorical {
+    fn sample(&mut self, scores: &Scores<'_>, rng: &mut dyn rand::Rng) -> Result<Sampled, Error> {
+        let u = unit_f64(rng);
+        self.sample_with_uniform(scores, u)
+    }
+}

@@ -1,0 +1,290 @@
+//! One decoding step's scores: a dense row plus the set of tokens still alive.
+
+use crate::{Error, TokenId};
+
+/// The scores of one decoding step, as the processors of a pipeline see them.
+///
+/// A `Scores` is a dense row of `V` logits (one per vocabulary entry) plus an
+/// optional **live set**. Before any truncation every token is live. A
+/// truncating processor (top-k, top-p, min-p, ...) does not write `-inf` over
+/// the `V - k` tokens it removes; it records the `k` survivors as the live
+/// set instead, so every later processor and the sampler touch `k` entries,
+/// not `V`.
+///
+/// # The invariant
+///
+/// A token outside the live set has the processed score `-inf`, whatever
+/// its slot in the row holds (the slot is stale and may be anything). A token
+/// inside the live set has the score stored in its slot, which may itself be
+/// `-inf` (a processor that bans one token writes `-inf` into the slot and
+/// leaves the live set alone). [`Scores::densify`] writes the invariant out:
+/// afterwards the row is exactly the processed row that Hugging Face
+/// transformers would hold, with `-inf` at every removed token.
+///
+/// # Order of the live set
+///
+/// The live set may be marked **sorted**: ordered by score, highest first,
+/// ties broken by the *higher* token id first. (This mirrors transformers'
+/// ascending sort read backwards; it decides which of two equal tokens
+/// survives a top-p or typical cut.) Truncations that already have the
+/// survivors in order mark the set sorted, which lets a later top-p skip its
+/// own sort. Any processor that changes scores through
+/// [`Scores::values_mut`] or [`Scores::for_each_live_mut`] clears the mark;
+/// [`Scores::scale_live`], which preserves the order, keeps it.
+///
+/// # Example
+///
+/// ```
+/// use decoding::Scores;
+///
+/// let mut row = vec![1.0, 5.0, 3.0, 2.0];
+/// let mut live = Vec::new();
+/// let mut scores = Scores::new(&mut row, &mut live);
+/// scores.retain(|_, x| x >= 2.5);
+/// assert_eq!(scores.live_ids(), Some(&[1, 2][..]));
+/// scores.densify();
+/// assert_eq!(row, [f32::NEG_INFINITY, 5.0, 3.0, f32::NEG_INFINITY]);
+/// ```
+#[derive(Debug)]
+pub struct Scores<'a> {
+    values: &'a mut [f32],
+    live: &'a mut Vec<TokenId>,
+    truncated: bool,
+    sorted: bool,
+}
+
+impl<'a> Scores<'a> {
+    /// Wraps a row. `live` is a scratch buffer for the live set; it is
+    /// cleared here, and reusing it from step to step avoids allocating once
+    /// its capacity has grown.
+    pub fn new(values: &'a mut [f32], live: &'a mut Vec<TokenId>) -> Self {
+        live.clear();
+        Scores { values, live, truncated: false, sorted: false }
+    }
+
+    /// The vocabulary size `V` (the length of the dense row).
+    pub fn vocab_size(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether a truncation has restricted the live set.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Whether the live set is truncated and ordered (see the type docs).
+    pub fn is_sorted(&self) -> bool {
+        self.truncated && self.sorted
+    }
+
+    /// The live token ids, or `None` when every token is live.
+    pub fn live_ids(&self) -> Option<&[TokenId]> {
+        self.truncated.then_some(&self.live[..])
+    }
+
+    /// Number of live tokens (`V` before any truncation).
+    pub fn live_len(&self) -> usize {
+        if self.truncated { self.live.len() } else { self.values.len() }
+    }
+
+    /// The raw row. Slots of tokens outside the live set are stale.
+    pub fn values(&self) -> &[f32] {
+        self.values
+    }
+
+    /// The raw row, mutably. Writing the slot of a token outside the live
+    /// set has no effect on its processed score, which stays `-inf`; writing
+    /// a live slot clears the sorted mark.
+    pub fn values_mut(&mut self) -> &mut [f32] {
+        self.sorted = false;
+        self.values
+    }
+
+    /// The processed score of one token: its slot if live, `-inf` otherwise.
+    ///
+    /// Costs `O(1)` before truncation and `O(live)` after; processors that
+    /// read many tokens should iterate with [`Scores::for_each_live`].
+    pub fn get(&self, id: TokenId) -> Option<f32> {
+        let x = *self.values.get(id as usize)?;
+        if !self.truncated || self.live.contains(&id) { Some(x) } else { Some(f32::NEG_INFINITY) }
+    }
+
+    /// Calls `f(id, score)` for every live token, in live-set order (or in
+    /// id order before truncation).
+    #[inline]
+    pub fn for_each_live(&self, mut f: impl FnMut(TokenId, f32)) {
+        if self.truncated {
+            for &id in self.live.iter() {
+                f(id, self.values[id as usize]);
+            }
+        } else {
+            for (id, &x) in self.values.iter().enumerate() {
+                f(id as TokenId, x);
+            }
+        }
+    }
+
+    /// Calls `f(id, &mut score)` for every live token. Clears the sorted mark.
+    #[inline]
+    pub fn for_each_live_mut(&mut self, mut f: impl FnMut(TokenId, &mut f32)) {
+        self.sorted = false;
+        if self.truncated {
+            for &id in self.live.iter() {
+                f(id, &mut self.values[id as usize]);
+            }
+        } else {
+            for (id, x) in self.values.iter_mut().enumerate() {
+                f(id as TokenId, x);
+            }
+        }
+    }
+
+    /// Applies an order-preserving map `x -> f(x)` to every live score and
+    /// keeps the sorted mark. `f` must be monotonically non-decreasing;
+    /// division by a positive temperature is the intended use.
+    #[inline]
+    pub fn scale_live(&mut self, f: impl Fn(f32) -> f32) {
+        if self.truncated {
+            for &id in self.live.iter() {
+                let x = &mut self.values[id as usize];
+                *x = f(*x);
+            }
+        } else {
+            for x in self.values.iter_mut() {
+                *x = f(*x);
+            }
+        }
+    }
+
+    /// Keeps only the live tokens for which `keep(id, score)` is true.
+    /// Survivors keep their relative order, so a sorted live set stays sorted.
+    pub fn retain(&mut self, mut keep: impl FnMut(TokenId, f32) -> bool) {
+        if self.truncated {
+            let values = &*self.values;
+            self.live.retain(|&id| keep(id, values[id as usize]));
+        } else {
+            self.live.clear();
+            for (id, &x) in self.values.iter().enumerate() {
+                if keep(id as TokenId, x) {
+                    self.live.push(id as TokenId);
+                }
+            }
+            self.truncated = true;
+            self.sorted = false;
+        }
+    }
+
+    /// Replaces the live set by `ids`, which must be a subset of the current
+    /// live set (every id below `V`; the caller guarantees it). `sorted` says
+    /// whether `ids` is in the order described in the type docs.
+    ///
+    /// Truncating processors that compute their survivors themselves call
+    /// this with their result.
+    pub fn set_live(&mut self, ids: impl IntoIterator<Item = TokenId>, sorted: bool) {
+        self.live.clear();
+        self.live.extend(ids);
+        debug_assert!(self.live.iter().all(|&id| (id as usize) < self.values.len()));
+        self.truncated = true;
+        self.sorted = sorted;
+    }
+
+    /// Gives a truncating processor the live-set buffer to fill in place
+    /// (for example by selecting from the current live ids). The closure
+    /// receives the current live set (all ids `0..V` are materialized first
+    /// when nothing was truncated yet) and returns whether the result is
+    /// sorted. The result must be a subset of the ids it was given.
+    pub fn rewrite_live(&mut self, f: impl FnOnce(&[f32], &mut Vec<TokenId>) -> bool) {
+        if !self.truncated {
+            self.live.clear();
+            self.live.extend(0..self.values.len() as TokenId);
+        }
+        let sorted = f(self.values, self.live);
+        self.truncated = true;
+        self.sorted = sorted;
+    }
+
+    /// Sorts the live set (see the type docs for the order) and marks it
+    /// sorted. Materializes all `V` ids first if nothing was truncated.
+    pub fn sort_live(&mut self) {
+        if self.is_sorted() {
+            return;
+        }
+        self.rewrite_live(|values, live| {
+            live.sort_unstable_by(|&a, &b| {
+                values[b as usize].total_cmp(&values[a as usize]).then(b.cmp(&a))
+            });
+            true
+        });
+    }
+
+    /// Writes `-inf` into every slot outside the live set and forgets the
+    /// live set, so that the row alone is the processed row.
+    pub fn densify(&mut self) {
+        if !self.truncated {
+            return;
+        }
+        self.live.sort_unstable();
+        let mut next = 0usize;
+        for &id in self.live.iter() {
+            self.values[next..id as usize].fill(f32::NEG_INFINITY);
+            next = id as usize + 1;
+        }
+        self.values[next..].fill(f32::NEG_INFINITY);
+        self.live.clear();
+        self.truncated = false;
+        self.sorted = false;
+    }
+
+    /// The highest live score and the lowest id that holds it, or `None`
+    /// when every live score is `-inf` (or nothing is live).
+    ///
+    /// NaN scores are skipped; rows are validated before processing.
+    pub fn argmax(&self) -> Option<(TokenId, f32)> {
+        let mut best: Option<(TokenId, f32)> = None;
+        self.for_each_live(|id, x| {
+            if x > f32::NEG_INFINITY {
+                match best {
+                    Some((b, bx)) if x < bx || (x == bx && id > b) => {}
+                    _ => best = Some((id, x)),
+                }
+            }
+        });
+        best
+    }
+
+    /// The maximum live score (`-inf` when none is finite).
+    pub fn max(&self) -> f32 {
+        if self.truncated {
+            let mut m = f32::NEG_INFINITY;
+            for &id in self.live.iter() {
+                m = m.max(self.values[id as usize]);
+            }
+            m
+        } else {
+            crate::math::max(self.values)
+        }
+    }
+
+    /// Checks that no live score is NaN or `+inf`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidLogit`] naming the first offending index (in live-set
+    /// order), [`Error::EmptyRow`] when `V = 0`.
+    pub fn check_finite(&self) -> Result<(), Error> {
+        if self.values.is_empty() {
+            return Err(Error::EmptyRow);
+        }
+        if self.truncated {
+            for &id in self.live.iter() {
+                let x = self.values[id as usize];
+                if x.is_nan() || x == f32::INFINITY {
+                    return Err(Error::InvalidLogit { index: id as usize, value: x });
+                }
+            }
+            Ok(())
+        } else {
+            crate::math::check_row(self.values)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Property tests of the history-based processors (penalties, bias, bans).
