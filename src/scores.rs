@@ -288,3 +288,109 @@ impl<'a> Scores<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    #[test]
+    fn a_new_scores_has_every_token_live() {
+        let mut row = vec![1.0, 2.0, 3.0];
+        let mut live = vec![7, 8];
+        let scores = Scores::new(&mut row, &mut live);
+        assert!(!scores.is_truncated());
+        assert_eq!(scores.live_len(), 3);
+        assert_eq!(scores.live_ids(), None);
+        assert_eq!(scores.get(2), Some(3.0));
+        assert_eq!(scores.get(3), None);
+    }
+
+    #[test]
+    fn retain_then_densify_masks_exactly_the_removed_tokens() {
+        let mut row = vec![0.5, -1.0, 4.0, 2.0, NEG];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.retain(|_, x| x > 0.0);
+        assert_eq!(scores.live_ids(), Some(&[0, 2, 3][..]));
+        assert_eq!(scores.get(1), Some(NEG));
+        scores.retain(|id, _| id != 2);
+        assert_eq!(scores.live_ids(), Some(&[0, 3][..]));
+        scores.densify();
+        assert!(!scores.is_truncated());
+        assert_eq!(row, [0.5, NEG, NEG, 2.0, NEG]);
+    }
+
+    #[test]
+    fn writes_outside_the_live_set_do_not_revive_a_token() {
+        let mut row = vec![1.0, 2.0, 3.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([2], true);
+        scores.values_mut()[0] = 100.0;
+        assert_eq!(scores.argmax(), Some((2, 3.0)));
+        assert_eq!(scores.max(), 3.0);
+        scores.densify();
+        assert_eq!(row, [NEG, NEG, 3.0]);
+    }
+
+    #[test]
+    fn sort_live_orders_by_score_then_higher_id_first() {
+        let mut row = vec![1.0, 3.0, 1.0, 2.0, 3.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.sort_live();
+        assert!(scores.is_sorted());
+        assert_eq!(scores.live_ids(), Some(&[4, 1, 3, 2, 0][..]));
+        scores.for_each_live_mut(|_, x| *x = -*x);
+        assert!(!scores.is_sorted());
+    }
+
+    #[test]
+    fn scale_live_keeps_the_sorted_mark_and_touches_only_live_slots() {
+        let mut row = vec![1.0, 3.0, 2.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([1, 2], true);
+        scores.scale_live(|x| x * 2.0);
+        assert!(scores.is_sorted());
+        assert_eq!(scores.values(), &[1.0, 6.0, 4.0]);
+    }
+
+    #[test]
+    fn argmax_prefers_the_lowest_id_among_ties_and_skips_masked() {
+        let mut row = vec![NEG, 5.0, 5.0, 1.0];
+        let mut live = Vec::new();
+        let scores = Scores::new(&mut row, &mut live);
+        assert_eq!(scores.argmax(), Some((1, 5.0)));
+        let mut all_masked = vec![NEG; 3];
+        let mut live = Vec::new();
+        assert_eq!(Scores::new(&mut all_masked, &mut live).argmax(), None);
+    }
+
+    #[test]
+    fn check_finite_names_the_first_bad_index() {
+        let mut row = vec![0.0; 40];
+        row[33] = f32::NAN;
+        row[35] = f32::INFINITY;
+        let mut live = Vec::new();
+        let scores = Scores::new(&mut row, &mut live);
+        assert!(matches!(scores.check_finite(), Err(Error::InvalidLogit { index: 33, .. })));
+        let mut empty: Vec<f32> = Vec::new();
+        let mut live = Vec::new();
+        assert_eq!(Scores::new(&mut empty, &mut live).check_finite(), Err(Error::EmptyRow));
+        let mut ok = vec![NEG, 1.0, -3.0];
+        let mut live = Vec::new();
+        assert_eq!(Scores::new(&mut ok, &mut live).check_finite(), Ok(()));
+    }
+
+    #[test]
+    fn check_finite_on_a_truncated_set_ignores_dead_slots() {
+        let mut row = vec![f32::NAN, 1.0, 2.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([1, 2], false);
+        assert_eq!(scores.check_finite(), Ok(()));
+    }
+}

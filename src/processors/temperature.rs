@@ -89,3 +89,71 @@ impl LogitsProcessor for Temperature {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    fn apply(t: f32, row: &[f32]) -> Vec<f32> {
+        let mut out = row.to_vec();
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut out, &mut live);
+        Temperature::new(t).unwrap().process(&Context::empty(), &mut scores).unwrap();
+        scores.densify();
+        out
+    }
+
+    #[test]
+    fn divides_in_f32_like_transformers() {
+        // 1 / f32(0.7) rounded to f32, as torch computes `scores / 0.7` on fp32.
+        assert_eq!(apply(0.7, &[1.0])[0], 1.0f32 / 0.7f32);
+        assert_eq!(apply(0.7, &[1.0])[0], 1.4285715);
+        assert_eq!(apply(2.0, &[3.0, -1.0, NEG]), [1.5, -0.5, NEG]);
+    }
+
+    #[test]
+    fn one_is_the_identity() {
+        let row = [0.1, -7.25, NEG, 1e30];
+        assert_eq!(apply(1.0, &row), row);
+    }
+
+    #[test]
+    fn zero_keeps_only_the_first_maximum() {
+        assert_eq!(apply(0.0, &[1.0, 3.0, 3.0, 2.0]), [NEG, 3.0, NEG, NEG]);
+        // An all-masked row is left for the sampler to report.
+        assert_eq!(apply(0.0, &[NEG, NEG]), [NEG, NEG]);
+    }
+
+    #[test]
+    fn rejects_nan_negative_and_infinite() {
+        for t in [f32::NAN, -1.0, -0.0001, f32::INFINITY, f32::NEG_INFINITY] {
+            let err = Temperature::new(t).unwrap_err();
+            assert!(matches!(err, Error::InvalidParameter { name: "temperature", .. }), "{t}");
+        }
+        assert!(Temperature::new(-0.0).is_ok(), "-0.0 == 0 is greedy");
+    }
+
+    #[test]
+    fn tiny_temperature_shifts_instead_of_overflowing() {
+        let out = apply(1e-30, &[1e30, 0.0, -1e30, NEG]);
+        assert_eq!(out[0], 0.0);
+        assert!(out.iter().all(|x| !x.is_nan() && *x != f32::INFINITY), "{out:?}");
+        assert_eq!(out[3], NEG);
+        // Without overflow risk the plain division is kept.
+        let out = apply(1e-6, &[1.0, 2.0, 3.0]);
+        assert_eq!(out, [1.0 / 1e-6f32, 2.0 / 1e-6f32, 3.0 / 1e-6f32]);
+    }
+
+    #[test]
+    fn works_on_the_live_set_only() {
+        let mut row = vec![1.0, 2.0, 4.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([2, 1], true);
+        Temperature::new(0.5).unwrap().process(&Context::empty(), &mut scores).unwrap();
+        assert!(scores.is_sorted());
+        assert_eq!(row, [1.0, 4.0, 8.0]);
+    }
+}

@@ -150,3 +150,83 @@ fn sift_down(heap: &mut [f32], mut i: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    fn apply(p: &mut TopK, row: &[f32]) -> Vec<f32> {
+        let mut out = row.to_vec();
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut out, &mut live);
+        p.process(&Context::empty(), &mut scores).unwrap();
+        scores.densify();
+        out
+    }
+
+    #[test]
+    fn keeps_the_k_best() {
+        let mut p = TopK::new(2).unwrap();
+        assert_eq!(apply(&mut p, &[5.0, 4.0, 3.0, 2.0]), [5.0, 4.0, NEG, NEG]);
+        assert_eq!(apply(&mut p, &[0.1, 0.5, 0.3]), [NEG, 0.5, 0.3]);
+    }
+
+    #[test]
+    fn keeps_every_tie_with_the_kth_value() {
+        let mut p = TopK::new(2).unwrap();
+        assert_eq!(apply(&mut p, &[3.0, 2.0, 2.0, 1.0]), [3.0, 2.0, 2.0, NEG]);
+        assert_eq!(apply(&mut p, &[1.0, 1.0, 1.0, 0.0]), [1.0, 1.0, 1.0, NEG]);
+    }
+
+    #[test]
+    fn k_at_or_above_the_vocabulary_is_the_identity() {
+        let row = [0.3, -2.0, NEG, 7.0];
+        for k in [4, 5, 1000] {
+            assert_eq!(apply(&mut TopK::new(k).unwrap(), &row), row);
+        }
+    }
+
+    #[test]
+    fn fewer_finite_scores_than_k_removes_nothing_and_revives_nothing() {
+        let mut p = TopK::new(3).unwrap();
+        assert_eq!(apply(&mut p, &[0.0, NEG, NEG, NEG]), [0.0, NEG, NEG, NEG]);
+    }
+
+    #[test]
+    fn min_tokens_to_keep_raises_k() {
+        let mut p = TopK::new(1).unwrap().min_tokens_to_keep(3).unwrap();
+        assert_eq!(apply(&mut p, &[1.0, 4.0, 3.0, 2.0]), [NEG, 4.0, 3.0, 2.0]);
+    }
+
+    #[test]
+    fn zero_is_rejected() {
+        assert!(matches!(TopK::new(0), Err(Error::InvalidParameter { name: "top_k", .. })));
+        assert!(TopK::new(1).unwrap().min_tokens_to_keep(0).is_err());
+    }
+
+    #[test]
+    fn is_idempotent_and_sorts_its_survivors() {
+        let mut p = TopK::new(3).unwrap();
+        let row = [0.5, 9.0, 1.0, 7.0, 7.0, -3.0];
+        let once = apply(&mut p, &row);
+        assert_eq!(apply(&mut p, &once), once);
+        let mut out = row.to_vec();
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut out, &mut live);
+        p.process(&Context::empty(), &mut scores).unwrap();
+        assert!(scores.is_sorted());
+        assert_eq!(scores.live_ids(), Some(&[1, 4, 3][..]));
+    }
+
+    #[test]
+    fn on_a_truncated_set_selects_among_the_live_tokens() {
+        let mut row = vec![10.0, 1.0, 3.0, 2.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([1, 2, 3], false);
+        TopK::new(2).unwrap().process(&Context::empty(), &mut scores).unwrap();
+        assert_eq!(scores.live_ids(), Some(&[2, 3][..]));
+    }
+}

@@ -169,3 +169,104 @@ impl Sampler for Categorical {
         self.sample_with_uniform(scores, u)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+    const U_MAX: f64 = 1.0 - 1.0 / (1u64 << 53) as f64;
+
+    fn draw(row: &[f32], u: f64) -> Result<Sampled, Error> {
+        let mut row = row.to_vec();
+        let mut live = Vec::new();
+        Categorical::new().sample_with_uniform(&Scores::new(&mut row, &mut live), u)
+    }
+
+    #[test]
+    fn u_zero_never_returns_a_masked_token() {
+        assert_eq!(draw(&[NEG, 0.0, 0.0], 0.0).unwrap().token, 1);
+        assert_eq!(draw(&[NEG, NEG, 0.0], 0.0).unwrap().token, 2);
+    }
+
+    #[test]
+    fn u_near_one_returns_the_last_positive_token() {
+        assert_eq!(draw(&[0.0, 0.0, NEG], U_MAX).unwrap().token, 1);
+        assert_eq!(draw(&[NEG, 0.0, NEG], U_MAX).unwrap().token, 1);
+        let flat = vec![0.0; 50257];
+        let t = draw(&flat, U_MAX).unwrap().token;
+        assert!(t >= 50255, "{t}");
+    }
+
+    #[test]
+    fn boundaries_hold_across_blocks_of_masked_tokens() {
+        // Whole leading and trailing blocks masked.
+        let mut row = vec![NEG; 5000];
+        row[2100] = 1.0;
+        row[2101] = 1.0;
+        row[3000] = 0.0;
+        assert_eq!(draw(&row, 0.0).unwrap().token, 2100);
+        assert_eq!(draw(&row, U_MAX).unwrap().token, 3000);
+        // Weight 2e/(2e+1) lies before token 3000.
+        let w = 1f64.exp();
+        let split = 2.0 * w / (2.0 * w + 1.0);
+        assert_eq!(draw(&row, split - 1e-6).unwrap().token, 2101);
+        assert_eq!(draw(&row, split + 1e-6).unwrap().token, 3000);
+    }
+
+    #[test]
+    fn one_hot_rows_always_give_the_hot_token() {
+        for u in [0.0, 0.5, U_MAX] {
+            assert_eq!(draw(&[NEG, 0.0, NEG], u).unwrap().token, 1);
+        }
+    }
+
+    #[test]
+    fn inverse_cdf_is_monotone_in_u() {
+        let row: Vec<f32> = (0..3000).map(|i| ((i * 7919) % 13) as f32 * 0.3).collect();
+        let mut last = 0;
+        for k in 0..2000 {
+            let t = draw(&row, k as f64 / 2000.0).unwrap().token;
+            assert!(t >= last);
+            last = t;
+        }
+    }
+
+    #[test]
+    fn logprob_is_the_log_softmax_of_the_chosen_token() {
+        // softmax([1000, 999, 998]) = softmax([2, 1, 0]).
+        let z = 1.0 + (-1f64).exp() + (-2f64).exp();
+        let s = draw(&[1000.0, 999.0, 998.0], 0.0).unwrap();
+        assert_eq!(s.token, 0);
+        assert!((f64::from(s.logprob) - (-z.ln())).abs() < 1e-6);
+        let s = draw(&[1000.0, 999.0, 998.0], U_MAX).unwrap();
+        assert_eq!(s.token, 2);
+        assert!((f64::from(s.logprob) - (-2.0 - z.ln())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_rows_are_errors() {
+        assert_eq!(draw(&[], 0.5), Err(Error::EmptyRow));
+        assert_eq!(draw(&[NEG, NEG], 0.5), Err(Error::AllMasked));
+        assert!(matches!(draw(&[0.0, f32::NAN], 0.5), Err(Error::InvalidLogit { index: 1, .. })));
+        assert!(matches!(
+            draw(&[f32::INFINITY, 0.0], 0.5),
+            Err(Error::InvalidLogit { index: 0, .. })
+        ));
+        assert!(matches!(draw(&[0.0], 1.0), Err(Error::InvalidParameter { name: "u", .. })));
+        assert!(matches!(draw(&[0.0], -0.1), Err(Error::InvalidParameter { .. })));
+    }
+
+    #[test]
+    fn a_truncated_live_set_is_walked_in_live_order() {
+        let mut row = vec![5.0, 0.0, 0.0, 5.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([2, 1], false);
+        let mut c = Categorical::new();
+        assert_eq!(c.sample_with_uniform(&scores, 0.0).unwrap().token, 2);
+        assert_eq!(c.sample_with_uniform(&scores, U_MAX).unwrap().token, 1);
+        let s = c.sample_with_uniform(&scores, 0.25).unwrap();
+        assert!((s.logprob - 0.5f32.ln()).abs() < 1e-6);
+    }
+}

@@ -48,3 +48,64 @@ impl Sampler for Greedy {
         Ok(Sampled { token, logprob: -sum.ln() as f32 })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    /// A random source that fails the test if it is ever used.
+    struct VoidRng;
+    impl rand::TryRng for VoidRng {
+        type Error = std::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            panic!("greedy must not draw")
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            panic!("greedy must not draw")
+        }
+        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
+            panic!("greedy must not draw")
+        }
+    }
+
+    fn greedy(row: &[f32]) -> Result<Sampled, Error> {
+        let mut row = row.to_vec();
+        let mut live = Vec::new();
+        Greedy::new().sample(&Scores::new(&mut row, &mut live), &mut VoidRng)
+    }
+
+    #[test]
+    fn picks_the_maximum_and_the_lowest_id_among_ties() {
+        assert_eq!(greedy(&[3.0, 3.0, 1.0]).unwrap().token, 0);
+        assert_eq!(greedy(&[NEG, 5.0, NEG]).unwrap().token, 1);
+        assert_eq!(greedy(&[-1.0, 2.0, 2.0]).unwrap().token, 1);
+    }
+
+    #[test]
+    fn nan_anywhere_is_an_error_naming_its_index() {
+        for (row, index) in
+            [([f32::NAN, 1.0, 2.0], 0), ([1.0, f32::NAN, 2.0], 1), ([1.0, 2.0, f32::NAN], 2)]
+        {
+            assert!(
+                matches!(greedy(&row), Err(Error::InvalidLogit { index: i, .. }) if i == index)
+            );
+        }
+        assert!(matches!(greedy(&[1.0, f32::INFINITY]), Err(Error::InvalidLogit { index: 1, .. })));
+    }
+
+    #[test]
+    fn empty_and_all_masked_rows_are_errors() {
+        assert_eq!(greedy(&[]), Err(Error::EmptyRow));
+        assert_eq!(greedy(&[NEG, NEG, NEG]), Err(Error::AllMasked));
+    }
+
+    #[test]
+    fn reports_the_log_softmax_of_the_maximum() {
+        // logits [0, ln 3]: p(1) = 0.75.
+        let s = greedy(&[0.0, 3f32.ln()]).unwrap();
+        assert_eq!(s.token, 1);
+        assert!((s.logprob - 0.75f32.ln()).abs() < 1e-6);
+    }
+}
