@@ -55,6 +55,16 @@ pub enum Error {
         /// The vocabulary size of the row.
         vocab_size: usize,
     },
+    /// A batch whose parts disagree on the number of rows.
+    #[error("batch size mismatch: {rows} rows of logits, {what} has {actual}")]
+    BatchSizeMismatch {
+        /// Number of rows of logits.
+        rows: usize,
+        /// Which other part of the batch disagrees.
+        what: &'static str,
+        /// Its length.
+        actual: usize,
+    },
     /// An `ndarray` view that is not laid out contiguously in memory.
     #[error("the logits view must be contiguous in standard (row-major) order")]
     NonContiguous,

@@ -75,3 +75,8 @@ pub use self::scores::Scores;
 
 /// A token id, as tokenizers and model heads number them.
 pub type TokenId = u32;
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ndarray::ArrayViewMut1;
+use ndarray::{ArrayView2, ArrayViewMut1};
 
 use crate::{Context, Error, LogitsProcessor, Sampled, Sampler, Scores, TokenId};
 
@@ -41,6 +41,7 @@ use crate::{Context, Error, LogitsProcessor, Sampled, Sampler, Scores, TokenId};
 pub struct Pipeline {
     stages: Vec<Box<dyn LogitsProcessor + Send>>,
     live: Vec<TokenId>,
+    row: Vec<f32>,
 }
 
 impl Pipeline {
@@ -136,6 +137,69 @@ impl Pipeline {
         sampler.sample(&scores, rng)
     }
 
+    /// Samples one token for every row of a batch: row `i` is processed with
+    /// history `contexts[i]` and drawn with `rngs[i]`, exactly as
+    /// [`Pipeline::sample`] would on that row alone (each row is copied into
+    /// a reusable buffer first, so `logits` is only read). The results are
+    /// appended to `out` (cleared first).
+    ///
+    /// The stages are shared by the rows, so this suits stateless pipelines;
+    /// give each sequence its own pipeline when stages carry state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchSizeMismatch`] when `contexts` or `rngs` does not have
+    /// one entry per row; otherwise the first row's error, as
+    /// [`Pipeline::sample`].
+    ///
+    /// ```
+    /// use decoding::sampler::Greedy;
+    /// use decoding::{rng_from_seed, Context, Pipeline};
+    ///
+    /// let logits = ndarray::array![[0.0f32, 2.0, 1.0], [3.0, 0.0, 1.0]];
+    /// let contexts = [Context::empty(), Context::empty()];
+    /// let mut rngs = [rng_from_seed(1), rng_from_seed(2)];
+    /// let mut out = Vec::new();
+    /// Pipeline::new().sample_batch(&contexts, logits.view(), &mut Greedy::new(), &mut rngs, &mut out)?;
+    /// assert_eq!(out.iter().map(|s| s.token).collect::<Vec<_>>(), [1, 0]);
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn sample_batch<R: rand::Rng>(
+        &mut self,
+        contexts: &[Context<'_>],
+        logits: ArrayView2<'_, f32>,
+        sampler: &mut dyn Sampler,
+        rngs: &mut [R],
+        out: &mut Vec<Sampled>,
+    ) -> Result<(), Error> {
+        let rows = logits.nrows();
+        if contexts.len() != rows {
+            return Err(Error::BatchSizeMismatch {
+                rows,
+                what: "contexts",
+                actual: contexts.len(),
+            });
+        }
+        if rngs.len() != rows {
+            return Err(Error::BatchSizeMismatch { rows, what: "rngs", actual: rngs.len() });
+        }
+        out.clear();
+        let mut row = std::mem::take(&mut self.row);
+        let result = (|| {
+            for ((ctx, view), rng) in contexts.iter().zip(logits.rows()).zip(rngs.iter_mut()) {
+                row.clear();
+                match view.as_slice() {
+                    Some(s) => row.extend_from_slice(s),
+                    None => row.extend(view.iter().copied()),
+                }
+                out.push(self.sample(ctx, &mut row, sampler, rng)?);
+            }
+            Ok(())
+        })();
+        self.row = row;
+        result
+    }
+
     /// Tells every stage which token was chosen.
     pub fn accept(&mut self, token: TokenId) {
         for stage in &mut self.stages {
@@ -210,5 +274,136 @@ impl<P: LogitsProcessor + Send + 'static> FromIterator<P> for Pipeline {
 impl Extend<Box<dyn LogitsProcessor + Send>> for Pipeline {
     fn extend<I: IntoIterator<Item = Box<dyn LogitsProcessor + Send>>>(&mut self, iter: I) {
         self.stages.extend(iter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::{Temperature, TopK};
+    use crate::rng_from_seed;
+    use crate::sampler::{Categorical, Greedy};
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    #[test]
+    fn process_writes_the_full_processed_row() {
+        let mut p =
+            Pipeline::new().with(TopK::new(2).unwrap()).with(Temperature::new(2.0).unwrap());
+        let mut row = vec![1.0, 4.0, 3.0, -2.0];
+        p.process(&Context::empty(), &mut row).unwrap();
+        assert_eq!(row, [NEG, 2.0, 1.5, NEG]);
+    }
+
+    #[test]
+    fn invalid_rows_are_rejected_before_any_stage_can_hide_them() {
+        // Top-k would drop the NaN; the check runs first.
+        let mut p = Pipeline::new().with(TopK::new(1).unwrap());
+        let mut row = vec![0.0, 5.0, f32::NAN];
+        let err = p.process(&Context::empty(), &mut row).unwrap_err();
+        assert!(matches!(err, Error::InvalidLogit { index: 2, .. }));
+        let mut row = vec![0.0, 5.0, f32::NAN];
+        let err = p
+            .sample(&Context::empty(), &mut row, &mut Greedy::new(), &mut rng_from_seed(0))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidLogit { index: 2, .. }));
+        assert_eq!(p.process(&Context::empty(), &mut []), Err(Error::EmptyRow));
+    }
+
+    #[test]
+    fn all_masked_is_an_error_from_the_sampler() {
+        let mut p = Pipeline::new();
+        let mut row = vec![NEG, NEG];
+        let err = p
+            .sample(&Context::empty(), &mut row, &mut Categorical::new(), &mut rng_from_seed(0))
+            .unwrap_err();
+        assert_eq!(err, Error::AllMasked);
+    }
+
+    #[test]
+    fn display_prints_the_order() {
+        let p = Pipeline::new().with(Temperature::new(0.5).unwrap()).with(TopK::new(3).unwrap());
+        let s = p.to_string();
+        let t = s.find("Temperature").unwrap();
+        let k = s.find("TopK").unwrap();
+        assert!(t < k && s.contains(" -> "), "{s}");
+        assert_eq!(Pipeline::new().to_string(), "identity");
+    }
+
+    #[test]
+    fn process_array_accepts_contiguous_views_only() {
+        let mut p = Pipeline::new().with(Temperature::new(2.0).unwrap());
+        let mut a = ndarray::Array1::from(vec![2.0f32, 4.0]);
+        p.process_array(&Context::empty(), a.view_mut()).unwrap();
+        assert_eq!(a.to_vec(), [1.0, 2.0]);
+        let mut m = ndarray::Array2::<f32>::zeros((2, 2));
+        let column = m.column_mut(0);
+        assert_eq!(p.process_array(&Context::empty(), column), Err(Error::NonContiguous));
+    }
+
+    #[test]
+    fn pipelines_nest_and_collect() {
+        let inner: Pipeline = vec![Temperature::new(2.0).unwrap(), Temperature::new(3.0).unwrap()]
+            .into_iter()
+            .collect();
+        assert_eq!(inner.len(), 2);
+        let mut outer = Pipeline::new().with(inner);
+        let mut row = vec![6.0, 12.0];
+        outer.process(&Context::empty(), &mut row).unwrap();
+        assert_eq!(row, [1.0, 2.0]);
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::processors::Temperature;
+    use crate::rng_from_seed;
+    use crate::sampler::Categorical;
+
+    #[test]
+    fn batch_rows_equal_single_row_runs_with_the_same_seeds() {
+        let logits =
+            ndarray::Array2::from_shape_fn((4, 300), |(r, c)| ((r * 31 + c * 7) % 23) as f32 * 0.2);
+        let contexts = [Context::empty(); 4];
+        let mut p = Pipeline::new().with(Temperature::new(0.9).unwrap());
+        let mut sampler = Categorical::new();
+        let mut batch_rngs: Vec<_> = (0..4).map(rng_from_seed).collect();
+        let mut single_rngs: Vec<_> = (0..4).map(rng_from_seed).collect();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            p.sample_batch(&contexts, logits.view(), &mut sampler, &mut batch_rngs, &mut out)
+                .unwrap();
+            for (r, got) in out.iter().enumerate() {
+                let mut row = logits.row(r).to_vec();
+                let want =
+                    p.sample(&contexts[r], &mut row, &mut sampler, &mut single_rngs[r]).unwrap();
+                assert_eq!(*got, want);
+            }
+        }
+        // A column-major (non-contiguous rows) batch gives the same draws.
+        let t = logits.t().to_owned();
+        let mut rngs_a: Vec<_> = (0..4).map(rng_from_seed).collect();
+        let mut rngs_b: Vec<_> = (0..4).map(rng_from_seed).collect();
+        let mut out_b = Vec::new();
+        p.sample_batch(&contexts, logits.view(), &mut sampler, &mut rngs_a, &mut out).unwrap();
+        p.sample_batch(&contexts, t.t(), &mut sampler, &mut rngs_b, &mut out_b).unwrap();
+        assert_eq!(out, out_b);
+    }
+
+    #[test]
+    fn mismatched_batch_parts_are_errors() {
+        let logits = ndarray::Array2::<f32>::zeros((2, 3));
+        let mut out = Vec::new();
+        let err = Pipeline::new()
+            .sample_batch(
+                &[Context::empty()],
+                logits.view(),
+                &mut Categorical::new(),
+                &mut [rng_from_seed(0), rng_from_seed(1)],
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err, Error::BatchSizeMismatch { rows: 2, what: "contexts", actual: 1 });
     }
 }
