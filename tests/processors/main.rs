@@ -1,5 +1,6 @@
 //! Integration tests of the processors: property invariants over arbitrary rows.
 
 mod common;
+mod core_processors;
 mod history;
 mod truncation;
