@@ -1,2 +1,203 @@
-//! Placeholder; the benchmarks land with the processors.
-fn main() {}
+//! Criterion benchmarks of every processor, the samplers and the common
+//! chains, at three vocabulary sizes, next to the physical floor measured
+//! in the same group: one pass for the maximum plus one pass of
+//! `Σ exp(x - max)` over the same row.
+//!
+//! Run with `cargo bench --bench processors`; the README quotes the medians
+//! as multiples of the floor.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use decoding::processors::{
+    Argmax, BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, LogitBias, MinNewTokens, MinP,
+    NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SuppressTokens, Temperature, TopH,
+    TopK, TopP, Typical,
+};
+use decoding::sampler::{Categorical, Greedy};
+use decoding::{
+    Context, DecodingRng, LogitsProcessor, Pipeline, Sampler, Scores, TokenId, rng_from_seed,
+};
+
+const VOCABS: [usize; 3] = [50_257, 128_256, 151_936];
+
+/// SplitMix64: a tiny portable generator for the benchmark data.
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+}
+
+/// Logits like a language model's: N(0, 3) plus eight peaks of +14 ... +10.
+fn logits(v: usize) -> Vec<f32> {
+    let mut g = SplitMix(v as u64);
+    let mut row: Vec<f32> = (0..v)
+        .map(|_| {
+            let (a, b) = (g.unit(), g.unit());
+            (3.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
+        })
+        .collect();
+    for (i, peak) in [14.0, 13.0, 12.5, 12.0, 11.5, 11.0, 10.5, 10.0].into_iter().enumerate() {
+        let at = (g.next() % v as u64) as usize;
+        row[at] = peak + i as f32 * 0.0;
+    }
+    row
+}
+
+/// A history of `n` tokens spread over the vocabulary.
+fn history(v: usize, n: usize) -> Vec<TokenId> {
+    let mut g = SplitMix(7);
+    (0..n).map(|_| (g.next() % v as u64) as TokenId).collect()
+}
+
+fn floor(row: &[f32]) -> f32 {
+    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let s: f32 = row.iter().map(|&x| (x - m).exp()).sum();
+    s + m
+}
+
+fn bench_processor(
+    c: &mut Criterion,
+    group: &str,
+    row: &[f32],
+    ctx: &Context<'_>,
+    name: &str,
+    p: &mut dyn LogitsProcessor,
+) {
+    let mut g = c.benchmark_group(group);
+    let mut live = Vec::new();
+    g.bench_function(name, |b| {
+        b.iter_batched_ref(
+            || row.to_vec(),
+            |buf| {
+                let mut scores = Scores::new(buf, &mut live);
+                p.process(ctx, &mut scores).unwrap();
+                black_box(scores.live_len());
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn bench_chain(
+    c: &mut Criterion,
+    group: &str,
+    row: &[f32],
+    ctx: &Context<'_>,
+    name: &str,
+    pipeline: &mut Pipeline,
+    sampler: &mut dyn Sampler,
+) {
+    let mut rng: DecodingRng = rng_from_seed(1);
+    let mut g = c.benchmark_group(group);
+    g.bench_function(name, |b| {
+        b.iter_batched_ref(
+            || row.to_vec(),
+            |buf| black_box(pipeline.sample(ctx, buf, sampler, &mut rng).unwrap()),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    for v in VOCABS {
+        let row = logits(v);
+        let hist = history(v, 512);
+        let ctx = Context::new(&hist, 256).unwrap();
+        let group = format!("V={v}");
+        {
+            let mut g = c.benchmark_group(&group);
+            g.bench_with_input(BenchmarkId::new("floor", "max+sumexp"), &row, |b, r| {
+                b.iter(|| floor(black_box(r)))
+            });
+            g.finish();
+        }
+        let bias: Vec<(TokenId, f32)> = (0..100).map(|i| ((i * 97) as TokenId, 1.5)).collect();
+        let bad: Vec<Vec<TokenId>> = (0..50).map(|i| vec![hist[i], hist[i + 1]]).collect();
+        let mut processors: Vec<(&str, Box<dyn LogitsProcessor>)> = vec![
+            ("temperature 0.8", Box::new(Temperature::new(0.8).unwrap())),
+            ("top_k 50", Box::new(TopK::new(50).unwrap())),
+            ("top_p 0.9", Box::new(TopP::new(0.9).unwrap())),
+            ("min_p 0.05", Box::new(MinP::new(0.05).unwrap())),
+            ("typical 0.9", Box::new(Typical::new(0.9).unwrap())),
+            ("epsilon 3e-4", Box::new(EpsilonCutoff::new(3e-4).unwrap())),
+            ("eta 3e-4", Box::new(EtaCutoff::new(3e-4).unwrap())),
+            ("top_h 0.4", Box::new(TopH::new(0.4).unwrap())),
+            ("argmax", Box::new(Argmax::new())),
+            ("log_softmax", Box::new(LogSoftmax::new())),
+            ("repetition_penalty 1.3 (512 tokens)", Box::new(RepetitionPenalty::new(1.3).unwrap())),
+            (
+                "presence 0.5 + frequency 0.5 (256 generated)",
+                Box::new(PresenceFrequencyPenalty::new(0.5, 0.5).unwrap()),
+            ),
+            ("logit_bias (100 tokens)", Box::new(LogitBias::new(bias).unwrap())),
+            ("no_repeat_ngram 3 (512 tokens)", Box::new(NoRepeatNGram::new(3).unwrap())),
+            ("bad_words (50 pairs)", Box::new(BadWords::new(bad, &[0]).unwrap())),
+            ("suppress_tokens (100)", Box::new(SuppressTokens::new(0..100))),
+            ("min_new_tokens 1000", Box::new(MinNewTokens::new(1000, [0]).unwrap())),
+        ];
+        for (name, p) in processors.iter_mut() {
+            bench_processor(c, &group, &row, &ctx, name, p.as_mut());
+        }
+        let t = || Temperature::new(0.8).unwrap();
+        let chains: Vec<(&str, Pipeline, Box<dyn Sampler>)> = vec![
+            ("greedy", Pipeline::new(), Box::new(Greedy::new())),
+            ("temperature -> sample", Pipeline::new().with(t()), Box::new(Categorical::new())),
+            (
+                "top_k 50 -> temperature -> sample",
+                Pipeline::new().with(TopK::new(50).unwrap()).with(t()),
+                Box::new(Categorical::new()),
+            ),
+            (
+                "top_p 0.9 -> temperature -> sample",
+                Pipeline::new().with(TopP::new(0.9).unwrap()).with(t()),
+                Box::new(Categorical::new()),
+            ),
+            (
+                "top_k 50 -> top_p 0.9 -> temperature -> sample",
+                Pipeline::new()
+                    .with(TopK::new(50).unwrap())
+                    .with(TopP::new(0.9).unwrap())
+                    .with(t()),
+                Box::new(Categorical::new()),
+            ),
+            (
+                "min_p 0.05 -> temperature -> sample",
+                Pipeline::new().with(MinP::new(0.05).unwrap()).with(t()),
+                Box::new(Categorical::new()),
+            ),
+            (
+                "penalties -> top_p 0.9 -> sample",
+                Pipeline::new()
+                    .with(RepetitionPenalty::new(1.3).unwrap())
+                    .with(PresenceFrequencyPenalty::new(0.5, 0.5).unwrap())
+                    .with(TopP::new(0.9).unwrap()),
+                Box::new(Categorical::new()),
+            ),
+        ];
+        for (name, mut pipeline, mut sampler) in chains {
+            bench_chain(c, &group, &row, &ctx, name, &mut pipeline, sampler.as_mut());
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = all
+}
+criterion_main!(benches);

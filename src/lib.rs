@@ -53,6 +53,7 @@
 mod chain;
 mod context;
 mod error;
+mod generator;
 pub(crate) mod math;
 mod model;
 mod pipeline;
@@ -66,6 +67,11 @@ pub mod sampler;
 pub use self::chain::Chain;
 pub use self::context::Context;
 pub use self::error::{Error, Result};
+pub use self::generator::{
+    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, DEFAULT_SEED,
+    Detokenizer, FinishReason, GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation,
+    Generator, LogprobMode, Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
+};
 pub use self::model::LanguageModel;
 pub use self::pipeline::Pipeline;
 pub use self::processor::{LogitsProcessor, LogitsProcessorExt};

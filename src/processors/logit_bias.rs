@@ -138,7 +138,10 @@ mod tests {
 
     #[test]
     fn minus_infinity_bans_and_masked_tokens_stay_masked() {
-        assert_eq!(run(&[(0, NEG), (1, 5.0), (2, NEG)], &[3.0, NEG, NEG]).unwrap(), [NEG, NEG, NEG]);
+        assert_eq!(
+            run(&[(0, NEG), (1, 5.0), (2, NEG)], &[3.0, NEG, NEG]).unwrap(),
+            [NEG, NEG, NEG]
+        );
     }
 
     #[test]
@@ -164,7 +167,9 @@ mod tests {
 
     #[test]
     fn rejects_nan_positive_infinity_and_repeated_ids() {
-        for bad in [vec![(1, f32::NAN)], vec![(1, f32::INFINITY)], vec![(3, 1.0), (1, 0.0), (3, 1.0)]] {
+        for bad in
+            [vec![(1, f32::NAN)], vec![(1, f32::INFINITY)], vec![(3, 1.0), (1, 0.0), (3, 1.0)]]
+        {
             match LogitBias::new(bad.clone()) {
                 Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, "logit_bias"),
                 other => panic!("{bad:?}: {other:?}"),

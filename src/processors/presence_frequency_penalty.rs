@@ -130,12 +130,21 @@ mod tests {
 
     const NEG: f32 = f32::NEG_INFINITY;
 
-    fn run(presence: f32, frequency: f32, tokens: &[u32], prompt_len: usize, row: &[f32]) -> Vec<f32> {
+    fn run(
+        presence: f32,
+        frequency: f32,
+        tokens: &[u32],
+        prompt_len: usize,
+        row: &[f32],
+    ) -> Vec<f32> {
         let mut out = row.to_vec();
         let mut live = Vec::new();
         PresenceFrequencyPenalty::new(presence, frequency)
             .unwrap()
-            .process(&Context::new(tokens, prompt_len).unwrap(), &mut Scores::new(&mut out, &mut live))
+            .process(
+                &Context::new(tokens, prompt_len).unwrap(),
+                &mut Scores::new(&mut out, &mut live),
+            )
             .unwrap();
         out
     }

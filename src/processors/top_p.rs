@@ -1,13 +1,411 @@
-//! PLACEHOLDER: to be implemented.
+//! Top-p (nucleus) truncation.
 
+use crate::math::{Entry, Softmax, first_stop, rank_desc};
 use crate::{Context, Error, LogitsProcessor, Scores};
 
-/// PLACEHOLDER: to be implemented.
-#[derive(Debug, Clone, Default)]
-pub struct TopP {}
+/// Candidates sorted and walked one by one before the walk switches to
+/// selections.
+const FIRST_ROUND: usize = 256;
+
+/// Nuclei up to this size are handed on sorted.
+const SORTED_SURVIVORS: usize = 1024;
+
+/// Keeps the smallest set of most probable live tokens whose probability
+/// mass reaches `p` (nucleus sampling), and at least `min_tokens_to_keep`.
+///
+/// Matches Hugging Face transformers' `TopPLogitsWarper` on the processed
+/// row. Rank the live tokens by score, highest first, the **higher id first
+/// among equal scores** (transformers' ascending sort read backwards). The
+/// token at rank `i` carries the tail mass `T_i`: its own probability plus
+/// that of every token ranked after it. It is removed when
+///
+/// ```text
+/// f32(T_i) <= f32(1 - p)   and   i >= min_tokens_to_keep
+/// ```
+///
+/// so a token survives while the mass ranked strictly above it is below
+/// `p`: the token that crosses `p` is kept. For `[0.5, 0.3, 0.2]` and
+/// `p = 0.8`, the last token's tail is 0.2, which is not above
+/// `f32(1 - 0.8) = 0.2`, so two tokens survive.
+///
+/// - **Numerics** (as transformers on CPU): probabilities are the softmax of
+///   the live scores, `exp(x - max)` in f32 over a normalizer summed in f64;
+///   tail masses are accumulated in f64 and rounded to f32 before the
+///   comparison. `1 - p` is computed in f64 from the decimal value `p`
+///   prints as (`0.8`, as a configuration file holds it), then rounded to
+///   f32, as transformers computes it from a Python float.
+/// - **`p = 1`** is an exact no-op (transformers' `generate` does not add
+///   top-p then).
+/// - **`p = 0`**, and any `p` below about `6e-8` (where `f32(1 - p) = 1`),
+///   keeps exactly `min_tokens_to_keep` tokens: the argmax by default.
+/// - Masked tokens (`-inf`) are never revived; a row where every live token
+///   is masked is left as it is.
+///
+/// The survivors become the live set. It is marked sorted (see [`Scores`])
+/// when the input live set was sorted or when at most 1024 tokens survive;
+/// a larger nucleus is handed on unsorted rather than paying for its sort.
+///
+/// # Errors
+///
+/// [`TopP::new`] rejects NaN and values outside `[0, 1]`;
+/// [`TopP::min_tokens_to_keep`] rejects 0.
+///
+/// # Performance
+///
+/// Never sorts the vocabulary. On a sorted live set (after top-k) it walks
+/// the survivors of the previous stage directly. Otherwise: one pass for the
+/// maximum and one for the normalizer `z`; one comparison pass that gathers
+/// the candidates, the tokens whose probability is at least
+/// `f32(1 - p) / (n - 1)` (a token below that bound cannot be in the nucleus,
+/// since everything ranked after it weighs less than `1 - p`); then the walk
+/// down the candidates: the best 256 are selected, sorted and walked one by
+/// one; a nucleus beyond them is located by selections around pivots
+/// (galloping, then bisection) with partial sums of the weights, so only a
+/// few hundred candidates are ever sorted. No allocation once the candidate
+/// buffer has grown.
+///
+/// # Example
+///
+/// ```
+/// use decoding::processors::TopP;
+/// use decoding::{Context, LogitsProcessor, Scores};
+///
+/// // Probabilities 0.5, 0.3, 0.15, 0.05.
+/// let mut row: Vec<f32> = [0.5f32, 0.3, 0.15, 0.05].iter().map(|p| p.ln()).collect();
+/// let mut live = Vec::new();
+/// let mut scores = Scores::new(&mut row, &mut live);
+/// TopP::new(0.6)?.process(&Context::empty(), &mut scores)?;
+/// assert_eq!(scores.live_ids(), Some(&[0, 1][..])); // 0.5 < 0.6, so 0.3 is kept too
+/// # Ok::<(), decoding::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TopP {
+    p: f32,
+    /// `f32(1 - p)`, `1 - p` taken in f64 from the decimal value of `p`.
+    threshold: f32,
+    min_tokens_to_keep: usize,
+    candidates: Vec<Entry>,
+}
+
+impl TopP {
+    /// Top-p with `0 <= p <= 1` and `min_tokens_to_keep = 1`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] when `p` is NaN or outside `[0, 1]`.
+    pub fn new(p: f32) -> Result<Self, Error> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::invalid("top_p", "in [0, 1]", p));
+        }
+        let threshold = (1.0 - decimal_value(p)) as f32;
+        Ok(TopP { p, threshold, min_tokens_to_keep: 1, candidates: Vec::new() })
+    }
+
+    /// Keeps at least `n` tokens (transformers' `min_tokens_to_keep`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] when `n == 0`.
+    pub fn min_tokens_to_keep(mut self, n: usize) -> Result<Self, Error> {
+        if n == 0 {
+            return Err(Error::invalid("min_tokens_to_keep", "at least 1", n));
+        }
+        self.min_tokens_to_keep = n;
+        Ok(self)
+    }
+
+    /// The `p` parameter.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+}
+
+/// The f64 value of the shortest decimal that rounds to `x`: `0.8f32` gives
+/// `0.8`, not `0.800000011920929`.
+fn decimal_value(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
 
 impl LogitsProcessor for TopP {
-    fn process(&mut self, _ctx: &Context<'_>, _scores: &mut Scores<'_>) -> Result<(), Error> {
+    fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
+        let keep = self.min_tokens_to_keep;
+        let n_live = scores.live_len();
+        if self.p >= 1.0 || n_live <= keep {
+            return Ok(());
+        }
+        let Some(softmax) = Softmax::of(scores) else {
+            return Ok(());
+        };
+        let z = softmax.sum();
+        let threshold = self.threshold;
+        // Whether the token after `prefix` (the weight ranked above it) goes.
+        let removed = |prefix: f64| ((z - prefix) / z) as f32 <= threshold;
+
+        if scores.is_sorted() {
+            let values = scores.values();
+            let ids = scores.live_ids().unwrap_or(&[]);
+            let mut prefix = 0.0f64;
+            let mut n = ids.len();
+            for (i, &id) in ids.iter().enumerate() {
+                if i >= keep && removed(prefix) {
+                    n = i;
+                    break;
+                }
+                prefix += softmax.weight(values[id as usize]);
+            }
+            scores.rewrite_live(|_, live| {
+                live.truncate(n);
+                true
+            });
+            return Ok(());
+        }
+
+        // A token of weight w with w / z < threshold / (n_live - 1) has a
+        // tail below the threshold: it and everything after it go. The bound
+        // is loosened by a margin, and never excludes the maximum.
+        let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
+        let cut = bound.min(0.0) as f32;
+        let m = softmax.max();
+        // Branch-free gather: every entry is written, the count advances
+        // only for candidates. The buffer keeps its full length between
+        // calls, so it is filled, never reallocated.
+        let buffer = &mut self.candidates;
+        if buffer.len() < n_live {
+            buffer.resize(n_live, (0.0, 0));
+        }
+        let mut count = 0;
+        scores.for_each_live(|id, x| {
+            buffer[count] = (x, id);
+            count += usize::from(x - m >= cut);
+        });
+        if count < keep {
+            count = 0;
+            scores.for_each_live(|id, x| {
+                buffer[count] = (x, id);
+                count += usize::from(x > f32::NEG_INFINITY);
+            });
+        }
+        let candidates = &mut buffer[..count];
+        let head = FIRST_ROUND.max(keep);
+        let n = first_stop(
+            candidates,
+            head,
+            rank_desc,
+            |e| softmax.weight(e.0),
+            |i, before, _| i >= keep && removed(before),
+        );
+        // Small nuclei are handed on sorted; large ones are not sorted.
+        let sorted = n <= head.max(SORTED_SURVIVORS);
+        if sorted && n > head {
+            candidates[head..n].sort_unstable_by(rank_desc);
+        }
+        scores.set_live(self.candidates[..n].iter().map(|e| e.1), sorted);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::testing::{logits, processed, survivors};
+    use crate::processors::TopK;
+    use crate::{LogitsProcessorExt, TokenId};
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    fn top_p(p: f32) -> TopP {
+        TopP::new(p).unwrap()
+    }
+
+    // Expected sets below were obtained by running transformers 5.24's
+    // `TopPLogitsWarper` on the same f32 logits, or derived by hand where
+    // stated.
+
+    #[test]
+    fn boundaries_verified_against_transformers() {
+        let row = logits(&[0.5, 0.3, 0.2]);
+        assert_eq!(survivors(&mut top_p(0.8), &row), [0, 1]);
+        assert_eq!(survivors(&mut top_p(0.79), &row), [0, 1]);
+        assert_eq!(survivors(&mut top_p(0.81), &row), [0, 1, 2]);
+        assert_eq!(survivors(&mut top_p(0.5), &row), [0]);
+        assert_eq!(survivors(&mut top_p(0.0), &row), [0]);
+    }
+
+    #[test]
+    fn keeps_the_token_that_crosses_p() {
+        // F31: 0.5 < 0.6, so 0.3 is needed. F32: 0.4 + 0.3 < 0.8, so 0.2 too.
+        assert_eq!(survivors(&mut top_p(0.6), &logits(&[0.5, 0.3, 0.15, 0.05])), [0, 1]);
+        assert_eq!(survivors(&mut top_p(0.8), &logits(&[0.4, 0.3, 0.2, 0.1])), [0, 1, 2]);
+    }
+
+    #[test]
+    fn dyadic_boundary_and_the_tie_rule() {
+        // F33: masses 0.5, 0.75, 0.875, 1. The two 0.125 tokens tie: the
+        // higher id ranks first, so token 3 survives and token 2 goes.
+        let row = logits(&[0.5, 0.25, 0.125, 0.125]);
+        assert_eq!(survivors(&mut top_p(0.75 - 1e-4), &row), [0, 1]);
+        assert_eq!(survivors(&mut top_p(0.75 + 1e-4), &row), [0, 1, 3]);
+        assert_eq!(survivors(&mut top_p(0.5), &logits(&[0.4, 0.3, 0.3])), [0, 2]);
+        assert_eq!(survivors(&mut top_p(0.5), &[1.0; 4]), [2, 3]);
+        assert_eq!(survivors(&mut top_p(0.6), &[1.0; 4]), [1, 2, 3]);
+    }
+
+    #[test]
+    fn llama_cpp_goldens() {
+        let row = logits(&[0.1, 0.2, 0.3, 0.4]);
+        let out = processed(&mut top_p(0.7), &row);
+        let kept: Vec<f64> = out.iter().filter(|x| x.is_finite()).map(|&x| f64::from(x)).collect();
+        let z: f64 = kept.iter().map(|x| x.exp()).sum();
+        assert_eq!(kept.len(), 2);
+        assert!((kept[0].exp() / z - 3.0 / 7.0).abs() < 1e-5);
+        assert!((kept[1].exp() / z - 4.0 / 7.0).abs() < 1e-5);
+        assert_eq!(survivors(&mut top_p(0.8), &row), [1, 2, 3]);
+        assert_eq!(processed(&mut top_p(1.0), &row), row);
+        assert_eq!(survivors(&mut top_p(0.0), &row), [3]);
+    }
+
+    #[test]
+    fn min_tokens_to_keep() {
+        let mut p = top_p(0.1).min_tokens_to_keep(3).unwrap();
+        assert_eq!(survivors(&mut p, &logits(&[0.9, 0.05, 0.03, 0.02])), [0, 1, 2]);
+        let mut p = top_p(0.1).min_tokens_to_keep(10).unwrap();
+        let row = logits(&[0.4, 0.3, 0.2, 0.1]);
+        assert_eq!(processed(&mut p, &row), row);
+        // Masked tokens are not revived to fill the quota.
+        let mut p = top_p(0.1).min_tokens_to_keep(3).unwrap();
+        assert_eq!(survivors(&mut p, &[NEG, 1.0, NEG, 0.0, NEG]), [1, 3]);
+    }
+
+    #[test]
+    fn p_one_is_an_exact_no_op() {
+        // F27: an f32 running sum over this row ends near 0.998; p = 1 must
+        // still keep everything, and leave the row untouched.
+        let mut row = vec![0.0f32; 151_936];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        top_p(1.0).process(&Context::empty(), &mut scores).unwrap();
+        assert!(!scores.is_truncated());
+    }
+
+    #[test]
+    fn large_flat_vocabulary_needs_an_f64_tail() {
+        // F35: 151936 equal logits, p = 0.5. Tokens rank by id descending;
+        // the one at rank i has tail (151936 - i) / 151936, removed once
+        // that is at most 0.5: exactly 75968 survive (transformers: 75968).
+        let row = vec![0.0f32; 151_936];
+        let kept = survivors(&mut top_p(0.5), &row);
+        assert_eq!(kept.len(), 75_968);
+        assert_eq!(kept[0], 151_936 - 75_968); // the higher ids survive
+    }
+
+    #[test]
+    fn tiny_p_keeps_the_argmax() {
+        // F29: f32(1 - 1e-8) = 1, so only the protected token survives.
+        assert_eq!(survivors(&mut top_p(1e-8), &logits(&[0.3, 0.3, 0.4])), [2]);
+    }
+
+    #[test]
+    fn extreme_logits() {
+        assert_eq!(survivors(&mut top_p(0.9), &[1000.0, 999.0, 998.0]), [0, 1]);
+        assert_eq!(survivors(&mut top_p(0.9), &[NEG, 1000.0, NEG, 999.0, 998.0]), [1, 3]);
+        assert_eq!(survivors(&mut top_p(0.7), &[-1000.0, -1001.0]), [0]);
+        // Scores so far apart that x - max overflows.
+        assert_eq!(survivors(&mut top_p(0.5), &[-3e38, 3e38, 0.0]), [1]);
+        let mut p = top_p(0.5).min_tokens_to_keep(3).unwrap();
+        assert_eq!(survivors(&mut p, &[-3e38, 3e38, 0.0]), [0, 1, 2]);
+    }
+
+    #[test]
+    fn all_masked_row_is_left_alone() {
+        let row = [NEG; 5];
+        assert_eq!(processed(&mut top_p(0.5), &row), row);
+    }
+
+    #[test]
+    fn after_top_k_the_sorted_live_set_is_walked() {
+        // F37: top-k 2 leaves 0.4 and 0.35, renormalized to 0.533 and 0.467;
+        // top-p 0.9 keeps both.
+        let row = logits(&[0.4, 0.35, 0.25]);
+        let mut chain = TopK::new(2).unwrap().then(top_p(0.9));
+        assert_eq!(survivors(&mut chain, &row), [0, 1]);
+        let mut chain = TopK::new(2).unwrap().then(top_p(0.5));
+        assert_eq!(survivors(&mut chain, &row), [0]);
+    }
+
+    #[test]
+    fn sorted_and_dense_paths_agree() {
+        let row: Vec<f32> =
+            (0..3000).map(|i| ((i * 7919 % 3000) as f32 * 0.01).sin() * 4.0).collect();
+        for p in [0.0, 0.3, 0.9, 0.99, 0.999_99] {
+            let dense = survivors(&mut top_p(p), &row);
+            let mut out = row.clone();
+            let mut live = Vec::new();
+            let mut scores = Scores::new(&mut out, &mut live);
+            scores.sort_live();
+            top_p(p).process(&Context::empty(), &mut scores).unwrap();
+            assert!(scores.is_sorted());
+            let mut via_sorted: Vec<TokenId> = scores.live_ids().unwrap().to_vec();
+            via_sorted.sort_unstable();
+            assert_eq!(dense, via_sorted, "p = {p}");
+        }
+    }
+
+    #[test]
+    fn a_wide_nucleus_matches_the_closed_form() {
+        // Scores -0.001·rank, ids scattered: probabilities r^rank with
+        // r = e^-0.001, so the first n ranks hold (1 - r^n) / (1 - r^V). The
+        // nucleus for p = 0.9 spans about 2300 ranks: several sort rounds.
+        const V: usize = 5000;
+        let mut row = vec![0.0f32; V];
+        for rank in 0..V {
+            row[rank * 7919 % V] = -0.001 * rank as f32;
+        }
+        let r = (-0.001f64).exp();
+        let total = 1.0 - r.powi(V as i32);
+        let n = (1..=V).find(|&n| (1.0 - r.powi(n as i32)) / total >= 0.9).unwrap();
+        let mut p = top_p(0.9);
+        let mut out = row.clone();
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut out, &mut live);
+        p.process(&Context::empty(), &mut scores).unwrap();
+        // More than 1024 survivors: handed on unsorted.
+        assert!(scores.is_truncated() && !scores.is_sorted());
+        let mut ids = scores.live_ids().unwrap().to_vec();
+        ids.sort_unstable();
+        let mut expected: Vec<TokenId> = (0..n).map(|rank| (rank * 7919 % V) as TokenId).collect();
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+        // A smaller nucleus (p = 0.5: about 690 ranks) comes out in rank order.
+        let n = (1..=V).find(|&n| (1.0 - r.powi(n as i32)) / total >= 0.5).unwrap();
+        let mut out = row.clone();
+        let mut scores = Scores::new(&mut out, &mut live);
+        top_p(0.5).process(&Context::empty(), &mut scores).unwrap();
+        assert!(scores.is_sorted());
+        let ids = scores.live_ids().unwrap();
+        assert_eq!(ids.len(), n);
+        for (rank, &id) in ids.iter().enumerate() {
+            assert_eq!(id as usize, rank * 7919 % V);
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_parameters() {
+        for p in [-0.1, 1.5, f32::NAN, f32::INFINITY] {
+            assert!(matches!(TopP::new(p), Err(Error::InvalidParameter { name: "top_p", .. })));
+        }
+        assert!(TopP::new(0.0).is_ok() && TopP::new(1.0).is_ok());
+        assert!(matches!(
+            top_p(0.5).min_tokens_to_keep(0),
+            Err(Error::InvalidParameter { name: "min_tokens_to_keep", .. })
+        ));
+    }
+
+    #[test]
+    fn threshold_is_taken_from_the_decimal_value() {
+        // 1 - 0.8 in f64 is 0.19999999999999996, which rounds to f32 0.2;
+        // from the f32 0.800000011920929 it would round to 0.19999999.
+        assert_eq!(top_p(0.8).threshold, 0.2f32);
+        assert_eq!(top_p(0.0).threshold, 1.0);
+        assert_eq!(top_p(1.0).threshold, 0.0);
     }
 }

@@ -1,0 +1,111 @@
+//! `GenerateError`: what can go wrong while generating.
+
+use crate::{Error, TokenId};
+
+/// An error of a generation run. `E` is the model's own error type
+/// ([`LanguageModel::Error`](crate::LanguageModel::Error)), returned unchanged.
+///
+/// # Partial output
+///
+/// Errors that happen during a step name the **step** (0 for the first
+/// generated token). The tokens generated before that step stay available
+/// from [`Generator::generated`](crate::Generator::generated) until the next
+/// run starts (a stream has already yielded them); the failing step adds
+/// nothing. After an error the run is over: a [`Stream`](crate::Stream)
+/// yields `None`.
+///
+/// The source of `Model` and `Decoding` is exposed through
+/// [`std::error::Error::source`], not repeated in the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenerateError<E> {
+    /// The prompt has no token. Prepend a BOS token to start from nothing.
+    #[error("the prompt is empty (prepend a BOS token to generate from nothing)")]
+    EmptyPrompt,
+    /// Stop strings were configured but the run has no detokenizer.
+    #[error("stop strings need a detokenizer")]
+    MissingDetokenizer,
+    /// The model has fewer scores than the tokenizer has tokens.
+    #[error("the model's vocabulary ({model}) is smaller than the tokenizer's ({tokenizer})")]
+    VocabMismatch {
+        /// The model's vocabulary size.
+        model: usize,
+        /// The tokenizer's ([`GenerateOptionsBuilder::vocab_size`](crate::GenerateOptionsBuilder::vocab_size)).
+        tokenizer: usize,
+    },
+    /// The model's vocabulary size changed during the run.
+    #[error("the model's vocabulary size changed from {expected} to {actual} at step {step}")]
+    LogitsLength {
+        /// The step.
+        step: usize,
+        /// The size when the run started.
+        expected: usize,
+        /// The size reported at this step.
+        actual: usize,
+    },
+    /// The model failed.
+    #[error("the model failed at step {step}")]
+    Model {
+        /// The step.
+        step: usize,
+        /// The model's error.
+        #[source]
+        source: E,
+    },
+    /// A processor or the sampler failed (NaN or `+inf` logits, every token
+    /// masked, a token id out of range, ...).
+    #[error("decoding failed at step {step}")]
+    Decoding {
+        /// The step.
+        step: usize,
+        /// The processor's or sampler's error.
+        #[source]
+        source: Error,
+    },
+    /// The detokenizer does not know a generated token.
+    #[error("the detokenizer does not know token {token} (step {step})")]
+    UnknownToken {
+        /// The step.
+        step: usize,
+        /// The token.
+        token: TokenId,
+    },
+    /// A batch has more sequences than the batched model can hold.
+    #[error("a batch of {sequences} sequences exceeds the model's capacity of {capacity}")]
+    BatchTooLarge {
+        /// Sequences in the batch.
+        sequences: usize,
+        /// [`BatchLanguageModel::max_sequences`](crate::BatchLanguageModel::max_sequences).
+        capacity: usize,
+    },
+}
+
+impl<E> GenerateError<E> {
+    /// The step at which the error happened, for errors that happen during
+    /// a step.
+    pub fn step(&self) -> Option<usize> {
+        match *self {
+            GenerateError::LogitsLength { step, .. }
+            | GenerateError::Model { step, .. }
+            | GenerateError::Decoding { step, .. }
+            | GenerateError::UnknownToken { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
+    /// The model's error, if this is one.
+    pub fn into_model_error(self) -> Option<E> {
+        match self {
+            GenerateError::Model { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// The crate's decoding error, if this is one.
+    pub fn decoding_error(&self) -> Option<&Error> {
+        match self {
+            GenerateError::Decoding { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The generation loop: prompt ids, a model, a processor pipeline and a
+//! sampler in; generated ids, text and log-probabilities out.
+
+mod batch;
+mod detokenizer;
+mod error;
+mod logprobs;
+mod options;
+mod output;
+mod sequence;
+mod stop;
+mod stream;
+mod text;
+
+pub use self::batch::{
+    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, generate_batch,
+};
+pub use self::detokenizer::{Detokenizer, UnknownToken};
+pub use self::error::GenerateError;
+pub use self::options::{DEFAULT_SEED, GenerateOptions, GenerateOptionsBuilder, LogprobMode};
+pub use self::output::{FinishReason, Generation, Step, TokenLogprobs, TopLogprob};
+pub use self::stream::Stream;
+
+use self::sequence::{Outcome, Sequence};
+use crate::sampler::Categorical;
+use crate::{LanguageModel, LogitsProcessor, Pipeline, Sampler, TokenId};
+
+/// Drives a [`LanguageModel`]: feeds it the prompt, runs the processors and
+/// the sampler on each row of scores it writes, appends the chosen token,
+/// and repeats until a stop condition holds.
+///
+/// A generator owns its processor (usually a [`Pipeline`]), its sampler and
+/// its [`GenerateOptions`]; the model is borrowed for one run. Each run
+/// starts afresh: the model is [`reset`](LanguageModel::reset), the
+/// processor is [`reset`](LogitsProcessor::reset), and the generator's own
+/// random number generator is seeded from the options' seed. So the same
+/// prompt and options give the same tokens, on every platform and whatever
+/// other generators do in the same process.
+///
+/// # The loop
+///
+/// Step `i` (from 0) calls the model once: with the whole prompt at step 0,
+/// then with the one token generated at step `i - 1` (the incremental
+/// contract of [`LanguageModel`], so a KV-cached model does only new work).
+/// The row it writes is processed in place (no copy), the sampler chooses a
+/// token, the processor is told the token ([`LogitsProcessor::accept`]),
+/// and the stop conditions are checked (see [`GenerateOptions`]). There is
+/// no model call after the last token, and none at all when
+/// `max_new_tokens` is 0.
+///
+/// # Empty prompts
+///
+/// An empty prompt is an error ([`GenerateError::EmptyPrompt`]): a model
+/// cannot score a position after nothing. Put a BOS token in the prompt to
+/// generate from scratch.
+///
+/// # Errors and partial output
+///
+/// Model, processor, sampler and detokenizer errors come back as a
+/// [`GenerateError`] naming the step. The ids generated before it stay
+/// available from [`Generator::generated`] until the next run.
+///
+/// # Performance
+///
+/// Once the buffers have grown (the first run), a step allocates nothing
+/// unless log-probabilities, top-N alternatives or text were requested: the
+/// row buffer, the live-set scratch and the id buffer (reserved for
+/// `max_new_tokens` up front) are reused. Raw log-probabilities cost one
+/// copy of the row per step plus one pass over it; top-N alternatives a
+/// bounded heap (never a sort of the vocabulary).
+///
+/// # Example
+///
+/// Greedy generation, the loop every notebook writes by hand (encode, run
+/// the model, take the last logits, argmax, append, repeat), with a toy
+/// model whose favourite continuation of token `t` is `t + 1`:
+///
+/// ```
+/// use decoding::sampler::Greedy;
+/// use decoding::{GenerateOptions, Generator, LanguageModel, Pipeline, TokenId};
+///
+/// const VOCAB: [&str; 8] = ["My", " favourite", " movie", " is", " The", " Matrix", ",", " and"];
+///
+/// /// A bigram model: after token `t`, token `t + 1` scores 3, the rest 0.
+/// struct Toy { last: Option<TokenId> }
+///
+/// impl LanguageModel for Toy {
+///     type Error = std::convert::Infallible;
+///     fn vocab_size(&self) -> usize { VOCAB.len() }
+///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///         self.last = tokens.last().copied().or(self.last);
+///         logits.fill(0.0);
+///         if let Some(t) = self.last {
+///             logits[(t as usize + 1) % VOCAB.len()] = 3.0;
+///         }
+///         Ok(())
+///     }
+///     fn reset(&mut self) { self.last = None; }
+/// }
+///
+/// let prompt = [0, 1, 2, 3]; // "My favourite movie is"
+/// let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(4));
+/// let out = generator.generate_text(&mut Toy { last: None }, &VOCAB, &prompt)?;
+/// assert_eq!(out.tokens, [4, 5, 6, 7]);
+/// assert_eq!(out.text.as_deref(), Some(" The Matrix, and"));
+/// # Ok::<(), decoding::GenerateError<std::convert::Infallible>>(())
+/// ```
+#[derive(Debug)]
+pub struct Generator<P = Pipeline, S = Categorical> {
+    processor: P,
+    sampler: S,
+    options: GenerateOptions,
+    /// The model's row of scores, reused from step to step.
+    row: Vec<f32>,
+    seq: Sequence,
+}
+
+impl<P, S> Generator<P, S> {
+    /// A generator with its processor, sampler and options.
+    pub fn new(processor: P, sampler: S, options: GenerateOptions) -> Self {
+        Generator { processor, sampler, options, row: Vec::new(), seq: Sequence::default() }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &GenerateOptions {
+        &self.options
+    }
+
+    /// Replaces the options for the next runs.
+    pub fn set_options(&mut self, options: GenerateOptions) {
+        self.options = options;
+    }
+
+    /// The processor.
+    pub fn processor(&self) -> &P {
+        &self.processor
+    }
+
+    /// The processor, mutably.
+    pub fn processor_mut(&mut self) -> &mut P {
+        &mut self.processor
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> &S {
+        &self.sampler
+    }
+
+    /// The sampler, mutably.
+    pub fn sampler_mut(&mut self) -> &mut S {
+        &mut self.sampler
+    }
+
+    /// The processor, the sampler and the options.
+    pub fn into_parts(self) -> (P, S, GenerateOptions) {
+        (self.processor, self.sampler, self.options)
+    }
+
+    /// The ids generated by the latest run so far: all of them after it
+    /// finished, those before the failing step after an error.
+    pub fn generated(&self) -> &[TokenId] {
+        self.seq.generated()
+    }
+
+    /// Why the latest run stopped (`None` while it runs or after an error).
+    pub fn finish_reason(&self) -> Option<crate::FinishReason> {
+        self.seq.finish_reason()
+    }
+}
+
+impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
+    /// Generates from `prompt` until a stop condition holds.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::EmptyPrompt`], [`GenerateError::MissingDetokenizer`]
+    /// (stop strings need [`Generator::generate_text`]),
+    /// [`GenerateError::VocabMismatch`] before the first step; during a step,
+    /// the model's error ([`GenerateError::Model`]), a processor's or the
+    /// sampler's ([`GenerateError::Decoding`]: NaN or `+inf` scores, every
+    /// token masked, ...) or [`GenerateError::LogitsLength`].
+    pub fn generate<M>(
+        &mut self,
+        model: &mut M,
+        prompt: &[TokenId],
+    ) -> Result<crate::Generation, GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        self.run(model, None, prompt)
+    }
+
+    /// [`Generator::generate`], also decoding the generated text with
+    /// `detokenizer` (needed for stop strings).
+    ///
+    /// # Errors
+    ///
+    /// As [`Generator::generate`], plus [`GenerateError::UnknownToken`].
+    pub fn generate_text<M>(
+        &mut self,
+        model: &mut M,
+        detokenizer: &dyn Detokenizer,
+        prompt: &[TokenId],
+    ) -> Result<crate::Generation, GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        self.run(model, Some(detokenizer), prompt)
+    }
+
+    /// A run as an iterator of steps (see [`Stream`]). The prompt is checked
+    /// here; the model is first called by the first `next`.
+    ///
+    /// # Errors
+    ///
+    /// The checks of [`Generator::generate`] that happen before the first
+    /// step. The iterator yields the errors of the steps.
+    pub fn stream<'a, M>(
+        &'a mut self,
+        model: &'a mut M,
+        prompt: &[TokenId],
+    ) -> Result<Stream<'a, M, P, S>, GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        self.start(model, None, prompt, false)?;
+        Ok(Stream { generator: self, model, detokenizer: None })
+    }
+
+    /// [`Generator::stream`] with text: each [`Step`] carries the text it
+    /// releases.
+    ///
+    /// # Errors
+    ///
+    /// As [`Generator::stream`].
+    pub fn stream_text<'a, M>(
+        &'a mut self,
+        model: &'a mut M,
+        detokenizer: &'a dyn Detokenizer,
+        prompt: &[TokenId],
+    ) -> Result<Stream<'a, M, P, S>, GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        self.start(model, Some(detokenizer), prompt, false)?;
+        Ok(Stream { generator: self, model, detokenizer: Some(detokenizer) })
+    }
+
+    fn run<M>(
+        &mut self,
+        model: &mut M,
+        detokenizer: Option<&dyn Detokenizer>,
+        prompt: &[TokenId],
+    ) -> Result<crate::Generation, GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        self.start(model, detokenizer, prompt, true)?;
+        while let Some(outcome) = self.advance(model, detokenizer) {
+            outcome?;
+        }
+        Ok(self.seq.take_generation(&self.options))
+    }
+
+    /// Checks and resets everything for a run on `model`.
+    fn start<M>(
+        &mut self,
+        model: &mut M,
+        detokenizer: Option<&dyn Detokenizer>,
+        prompt: &[TokenId],
+        collect: bool,
+    ) -> Result<(), GenerateError<M::Error>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        let vocab = model.vocab_size();
+        self.prepare(vocab, prompt, detokenizer.is_some(), collect)?;
+        model.reset();
+        // The model writes the whole row at every call; no need to clear it.
+        self.row.resize(vocab, 0.0);
+        Ok(())
+    }
+
+    /// The model-independent part of [`Generator::start`] (batches reset
+    /// their model per sequence).
+    pub(crate) fn prepare<E>(
+        &mut self,
+        model_vocab: usize,
+        prompt: &[TokenId],
+        has_detokenizer: bool,
+        collect: bool,
+    ) -> Result<(), GenerateError<E>> {
+        self.seq.start(&self.options, prompt, has_detokenizer, collect, model_vocab)?;
+        self.processor.reset();
+        Ok(())
+    }
+
+    /// Runs one step: `None` once the run is over.
+    fn advance<M>(
+        &mut self,
+        model: &mut M,
+        detokenizer: Option<&dyn Detokenizer>,
+    ) -> Option<Result<Outcome, GenerateError<M::Error>>>
+    where
+        M: LanguageModel + ?Sized,
+    {
+        if self.seq.is_over() {
+            return None;
+        }
+        let step = self.seq.generated_len();
+        let actual = model.vocab_size();
+        if actual != self.row.len() {
+            self.seq.fail();
+            return Some(Err(GenerateError::LogitsLength {
+                step,
+                expected: self.row.len(),
+                actual,
+            }));
+        }
+        if let Err(source) = model.forward(self.seq.pending_input(), &mut self.row) {
+            self.seq.fail();
+            return Some(Err(GenerateError::Model { step, source }));
+        }
+        self.seq.mark_fed();
+        Some(self.seq.step(
+            &mut self.processor,
+            &mut self.sampler,
+            &self.options,
+            &mut self.row,
+            detokenizer,
+        ))
+    }
+
+    /// One step of a batched run on a row the batch driver filled.
+    pub(crate) fn step_on_row<E>(
+        &mut self,
+        row: &mut [f32],
+        detokenizer: Option<&dyn Detokenizer>,
+    ) -> Result<Outcome, GenerateError<E>> {
+        self.seq.mark_fed();
+        self.seq.step(&mut self.processor, &mut self.sampler, &self.options, row, detokenizer)
+    }
+
+    pub(crate) fn is_over(&self) -> bool {
+        self.seq.is_over()
+    }
+
+    pub(crate) fn fail(&mut self) {
+        self.seq.fail();
+    }
+
+    pub(crate) fn pending_input(&self) -> &[TokenId] {
+        self.seq.pending_input()
+    }
+
+    pub(crate) fn generated_len(&self) -> usize {
+        self.seq.generated_len()
+    }
+
+    pub(crate) fn take_generation(&mut self) -> crate::Generation {
+        self.seq.take_generation(&self.options)
+    }
+}

@@ -1,0 +1,345 @@
+//! `GenerateOptions`: how long a run may go, when it stops, what it records.
+
+use crate::{Error, TokenId};
+
+/// Which log-probabilities a run records for every generated token.
+///
+/// - **Raw**: `log_softmax` of the model's scores, before any processor
+///   (restricted to the tokenizer's vocabulary when
+///   [`GenerateOptionsBuilder::vocab_size`] is set, and before the
+///   `min_new_tokens` EOS mask). This is what the model believes, and what
+///   vLLM reports by default (`raw_logprobs`).
+/// - **Processed**: the log-probability under the distribution the sampler
+///   actually drew from (after the whole processor pipeline), as the
+///   [`Sampler`](crate::Sampler) reports it. A greedy run reports the
+///   tempered, truncated probability here.
+///
+/// Both use the natural logarithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogprobMode {
+    /// Raw log-probabilities only.
+    Raw,
+    /// Processed log-probabilities only.
+    Processed,
+    /// Both kinds.
+    Both,
+}
+
+impl LogprobMode {
+    /// Whether raw log-probabilities are recorded.
+    pub fn raw(self) -> bool {
+        matches!(self, LogprobMode::Raw | LogprobMode::Both)
+    }
+
+    /// Whether processed log-probabilities are recorded.
+    pub fn processed(self) -> bool {
+        matches!(self, LogprobMode::Processed | LogprobMode::Both)
+    }
+}
+
+/// The seed a run uses when none is given: `0`.
+///
+/// A fixed default keeps the crate's promise that the same inputs give the
+/// same tokens; pass a seed of your own (for example from the system clock
+/// or `getrandom`) for runs that should differ.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// The validated options of a generation run.
+///
+/// Built with [`GenerateOptions::builder`] (everything) or
+/// [`GenerateOptions::new`] (only a length limit). A value that exists is a
+/// consistent one: [`GenerateOptionsBuilder::build`] rejects contradictions.
+///
+/// # Stop conditions
+///
+/// After each generated token the generator checks, in this order, and the
+/// first that holds ends the run:
+///
+/// 1. the token is one of the **EOS ids** ([`FinishReason::Eos`]). The EOS
+///    token is part of the generated ids; its text is not decoded;
+/// 2. the generated ids end with one of the **stop sequences**
+///    ([`FinishReason::StopSequence`]). Its ids are part of the generated
+///    ids; the text is cut where the sequence's first token began;
+/// 3. the generated text contains one of the **stop strings**
+///    ([`FinishReason::StopString`]). Matching runs on the decoded text of
+///    the generated tokens only (never the prompt), so a stop string that
+///    spans several tokens is found. The text is cut where the stop string
+///    begins (the stop string is not part of it); when several occur, the
+///    one that starts first wins, then the one listed first. The ids keep
+///    every generated token, including the one that completed the match;
+/// 4. `max_new_tokens` tokens were generated ([`FinishReason::Length`]).
+///
+/// `max_new_tokens = 0` is valid: the run calls the model zero times and
+/// returns no token.
+///
+/// # Minimum length
+///
+/// While fewer than `min_new_tokens` tokens are generated, every EOS id is
+/// masked (`-inf`) before the processors run, as transformers'
+/// `MinNewTokensLengthLogitsProcessor` does. Stop sequences and stop strings
+/// are not affected.
+///
+/// # Padded vocabularies
+///
+/// [`GenerateOptionsBuilder::vocab_size`] gives the tokenizer's vocabulary
+/// size `n`. When the model reports more scores than `n` (GPT-2 heads padded
+/// to 50304 rows for 50257 tokens), ids `>= n` are cut off the row before any
+/// processor runs: the same as masking them with `-inf`, so they are never
+/// generated, never checked for NaN, and never counted in a log-probability.
+/// A model with fewer than `n` scores is an error
+/// ([`GenerateError::VocabMismatch`](crate::GenerateError::VocabMismatch)).
+///
+/// # Seed
+///
+/// Each run seeds its own [`DecodingRng`](crate::DecodingRng) with
+/// [`rng_from_seed`](crate::rng_from_seed)`(seed)` when it starts; the
+/// default seed is [`DEFAULT_SEED`].
+///
+/// # Example
+///
+/// ```
+/// use decoding::{GenerateOptions, LogprobMode};
+///
+/// let options = GenerateOptions::builder(64)
+///     .min_new_tokens(4)
+///     .eos_token(50256)
+///     .stop_string("\n\n")
+///     .logprobs(LogprobMode::Both)
+///     .top_logprobs(5)
+///     .seed(1234)
+///     .build()?;
+/// assert_eq!(options.max_new_tokens(), 64);
+/// assert!(GenerateOptions::builder(4).min_new_tokens(5).build().is_err());
+/// # Ok::<(), decoding::Error>(())
+/// ```
+///
+/// [`FinishReason::Eos`]: crate::FinishReason::Eos
+/// [`FinishReason::StopSequence`]: crate::FinishReason::StopSequence
+/// [`FinishReason::StopString`]: crate::FinishReason::StopString
+/// [`FinishReason::Length`]: crate::FinishReason::Length
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateOptions {
+    max_new_tokens: usize,
+    min_new_tokens: usize,
+    eos: Vec<TokenId>,
+    stop_sequences: Vec<Vec<TokenId>>,
+    stop_strings: Vec<String>,
+    seed: u64,
+    vocab_size: Option<usize>,
+    logprobs: Option<LogprobMode>,
+    top_logprobs: usize,
+}
+
+impl GenerateOptions {
+    /// Options that only limit the length: no EOS, no stop condition, no
+    /// log-probabilities, seed [`DEFAULT_SEED`].
+    pub fn new(max_new_tokens: usize) -> Self {
+        GenerateOptions {
+            max_new_tokens,
+            min_new_tokens: 0,
+            eos: Vec::new(),
+            stop_sequences: Vec::new(),
+            stop_strings: Vec::new(),
+            seed: DEFAULT_SEED,
+            vocab_size: None,
+            logprobs: None,
+            top_logprobs: 0,
+        }
+    }
+
+    /// A builder, starting from [`GenerateOptions::new`].
+    pub fn builder(max_new_tokens: usize) -> GenerateOptionsBuilder {
+        GenerateOptionsBuilder { options: GenerateOptions::new(max_new_tokens) }
+    }
+
+    /// A builder holding these options, to change some of them.
+    pub fn to_builder(&self) -> GenerateOptionsBuilder {
+        GenerateOptionsBuilder { options: self.clone() }
+    }
+
+    /// The most tokens a run generates.
+    pub fn max_new_tokens(&self) -> usize {
+        self.max_new_tokens
+    }
+
+    /// The number of tokens generated before an EOS id may be.
+    pub fn min_new_tokens(&self) -> usize {
+        self.min_new_tokens
+    }
+
+    /// The EOS ids.
+    pub fn eos_tokens(&self) -> &[TokenId] {
+        &self.eos
+    }
+
+    /// The stop sequences of token ids.
+    pub fn stop_sequences(&self) -> &[Vec<TokenId>] {
+        &self.stop_sequences
+    }
+
+    /// The stop strings.
+    pub fn stop_strings(&self) -> &[String] {
+        &self.stop_strings
+    }
+
+    /// The seed of the run's random number generator.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The tokenizer's vocabulary size, when set.
+    pub fn vocab_size(&self) -> Option<usize> {
+        self.vocab_size
+    }
+
+    /// The log-probabilities recorded, if any.
+    pub fn logprobs(&self) -> Option<LogprobMode> {
+        self.logprobs
+    }
+
+    /// How many alternatives are recorded per token (0: none).
+    pub fn top_logprobs(&self) -> usize {
+        self.top_logprobs
+    }
+
+    pub(crate) fn wants_raw(&self) -> bool {
+        self.logprobs.is_some_and(LogprobMode::raw)
+    }
+
+    pub(crate) fn wants_processed(&self) -> bool {
+        self.logprobs.is_some_and(LogprobMode::processed)
+    }
+}
+
+/// Builds [`GenerateOptions`]; [`GenerateOptionsBuilder::build`] validates.
+///
+/// Setters take and return the builder by value, so they chain. Setters
+/// named in the singular (`eos_token`, `stop_string`, ...) add one entry;
+/// the plural ones add several.
+#[derive(Debug, Clone)]
+pub struct GenerateOptionsBuilder {
+    options: GenerateOptions,
+}
+
+impl GenerateOptionsBuilder {
+    /// The most tokens a run generates (0: none, and no model call).
+    pub fn max_new_tokens(mut self, n: usize) -> Self {
+        self.options.max_new_tokens = n;
+        self
+    }
+
+    /// EOS ids are masked until `n` tokens are generated (default 0).
+    pub fn min_new_tokens(mut self, n: usize) -> Self {
+        self.options.min_new_tokens = n;
+        self
+    }
+
+    /// Adds an EOS id.
+    pub fn eos_token(mut self, id: TokenId) -> Self {
+        self.options.eos.push(id);
+        self
+    }
+
+    /// Adds several EOS ids (models such as Llama 3 have more than one).
+    pub fn eos_tokens(mut self, ids: impl IntoIterator<Item = TokenId>) -> Self {
+        self.options.eos.extend(ids);
+        self
+    }
+
+    /// Adds a stop sequence of token ids.
+    pub fn stop_sequence(mut self, ids: impl Into<Vec<TokenId>>) -> Self {
+        self.options.stop_sequences.push(ids.into());
+        self
+    }
+
+    /// Adds a stop string (needs a detokenizer at generation time).
+    pub fn stop_string(mut self, s: impl Into<String>) -> Self {
+        self.options.stop_strings.push(s.into());
+        self
+    }
+
+    /// Adds several stop strings.
+    pub fn stop_strings<I>(mut self, strings: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.options.stop_strings.extend(strings.into_iter().map(Into::into));
+        self
+    }
+
+    /// The seed (default [`DEFAULT_SEED`]); all 64 bits matter.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.options.seed = seed;
+        self
+    }
+
+    /// The tokenizer's vocabulary size: model scores for ids `>= n` are cut
+    /// off (see [`GenerateOptions`], *Padded vocabularies*).
+    pub fn vocab_size(mut self, n: usize) -> Self {
+        self.options.vocab_size = Some(n);
+        self
+    }
+
+    /// Records log-probabilities of the given kind for every token.
+    pub fn logprobs(mut self, mode: LogprobMode) -> Self {
+        self.options.logprobs = Some(mode);
+        self
+    }
+
+    /// Records the `n` most likely tokens of every step, of each kind that
+    /// [`GenerateOptionsBuilder::logprobs`] enables (0: none).
+    pub fn top_logprobs(mut self, n: usize) -> Self {
+        self.options.top_logprobs = n;
+        self
+    }
+
+    /// Checks the options and returns them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] when `min_new_tokens > max_new_tokens`, a
+    /// stop string or a stop sequence is empty, `vocab_size` is 0, or
+    /// `top_logprobs > 0` without [`GenerateOptionsBuilder::logprobs`];
+    /// [`Error::TokenOutOfRange`] when an EOS id is not below `vocab_size`.
+    pub fn build(self) -> Result<GenerateOptions, Error> {
+        let o = self.options;
+        if o.min_new_tokens > o.max_new_tokens {
+            return Err(Error::invalid(
+                "min_new_tokens",
+                "at most max_new_tokens",
+                format_args!("{} > {}", o.min_new_tokens, o.max_new_tokens),
+            ));
+        }
+        if let Some(i) = o.stop_strings.iter().position(String::is_empty) {
+            return Err(Error::invalid(
+                "stop_strings",
+                "non-empty strings",
+                format_args!("\"\" at index {i}"),
+            ));
+        }
+        if let Some(i) = o.stop_sequences.iter().position(Vec::is_empty) {
+            return Err(Error::invalid(
+                "stop_sequences",
+                "non-empty sequences",
+                format_args!("[] at index {i}"),
+            ));
+        }
+        if let Some(n) = o.vocab_size {
+            if n == 0 {
+                return Err(Error::invalid("vocab_size", "at least 1", n));
+            }
+            if let Some(&id) = o.eos.iter().find(|&&id| id as usize >= n) {
+                return Err(Error::TokenOutOfRange { id, vocab_size: n });
+            }
+        }
+        if o.top_logprobs > 0 && o.logprobs.is_none() {
+            return Err(Error::invalid(
+                "top_logprobs",
+                "0 unless logprobs are enabled",
+                o.top_logprobs,
+            ));
+        }
+        Ok(o)
+    }
+}

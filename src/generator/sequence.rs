@@ -1,0 +1,322 @@
+//! One sequence's run state and the decoding step shared by every driver
+//! (single, streaming and batched), so that they produce the same tokens.
+
+use std::ops::Range;
+
+use super::detokenizer::{Detokenizer, UnknownToken};
+use super::logprobs::{TopN, logprob, processed_normalizer, raw_normalizer};
+use super::stop;
+use super::text::Text;
+use crate::{
+    Context, DecodingRng, FinishReason, GenerateError, GenerateOptions, Generation,
+    LogitsProcessor, Sampler, Scores, TokenId, TokenLogprobs, rng_from_seed,
+};
+
+/// Output buffers are reserved up to this many tokens when a run starts;
+/// longer runs grow them (amortized) past it.
+const RESERVE_CAP: usize = 1 << 16;
+
+/// What one step produced.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) index: usize,
+    pub(crate) token: TokenId,
+    /// Only when the run does not collect them itself (streaming).
+    pub(crate) logprobs: Option<TokenLogprobs>,
+    /// The text released by this step, as a byte range of the run's text.
+    pub(crate) text: Range<usize>,
+    pub(crate) finish: Option<FinishReason>,
+}
+
+/// The state of one sequence's run, with the scratch buffers its steps reuse.
+#[derive(Debug)]
+pub(crate) struct Sequence {
+    /// Prompt, then generated ids.
+    tokens: Vec<TokenId>,
+    prompt_len: usize,
+    /// How many of `tokens` the model has been fed.
+    fed: usize,
+    rng: DecodingRng,
+    has_text: bool,
+    text: Text,
+    /// Whether log-probabilities are collected here (`generate`) or handed
+    /// out with each step (streaming).
+    collect: bool,
+    logprobs: Vec<TokenLogprobs>,
+    finish: Option<FinishReason>,
+    failed: bool,
+    live: Vec<TokenId>,
+    raw: Vec<f32>,
+    top: TopN,
+}
+
+impl Default for Sequence {
+    fn default() -> Self {
+        Sequence {
+            tokens: Vec::new(),
+            prompt_len: 0,
+            fed: 0,
+            rng: rng_from_seed(0),
+            has_text: false,
+            text: Text::default(),
+            collect: false,
+            logprobs: Vec::new(),
+            finish: None,
+            failed: false,
+            live: Vec::new(),
+            raw: Vec::new(),
+            top: TopN::default(),
+        }
+    }
+}
+
+impl Sequence {
+    /// Validates a new run and resets the state for it. `model_vocab` is the
+    /// model's vocabulary size.
+    pub(crate) fn start<E>(
+        &mut self,
+        options: &GenerateOptions,
+        prompt: &[TokenId],
+        has_detokenizer: bool,
+        collect: bool,
+        model_vocab: usize,
+    ) -> Result<(), GenerateError<E>> {
+        self.tokens.clear();
+        self.prompt_len = 0;
+        self.fed = 0;
+        self.finish = None;
+        self.failed = true;
+        self.logprobs.clear();
+        self.text.clear();
+        if prompt.is_empty() {
+            return Err(GenerateError::EmptyPrompt);
+        }
+        if !options.stop_strings().is_empty() && !has_detokenizer {
+            return Err(GenerateError::MissingDetokenizer);
+        }
+        if let Some(n) = options.vocab_size() {
+            if model_vocab < n {
+                return Err(GenerateError::VocabMismatch { model: model_vocab, tokenizer: n });
+            }
+        }
+        let max_new = options.max_new_tokens();
+        let reserve = max_new.min(RESERVE_CAP);
+        self.tokens.reserve(prompt.len() + reserve);
+        self.tokens.extend_from_slice(prompt);
+        self.prompt_len = prompt.len();
+        self.rng = rng_from_seed(options.seed());
+        self.has_text = has_detokenizer;
+        self.collect = collect;
+        if collect && options.logprobs().is_some() {
+            self.logprobs.reserve(reserve);
+        }
+        self.failed = false;
+        if max_new == 0 {
+            self.finish = Some(FinishReason::Length);
+        }
+        Ok(())
+    }
+
+    /// Whether the run is over (finished or failed).
+    pub(crate) fn is_over(&self) -> bool {
+        self.finish.is_some() || self.failed
+    }
+
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
+    }
+
+    pub(crate) fn generated(&self) -> &[TokenId] {
+        &self.tokens[self.prompt_len..]
+    }
+
+    pub(crate) fn generated_len(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+
+    pub(crate) fn finish_reason(&self) -> Option<FinishReason> {
+        self.finish
+    }
+
+    /// The ids the model has not seen yet: the prompt at the first step,
+    /// then the last generated id.
+    pub(crate) fn pending_input(&self) -> &[TokenId] {
+        &self.tokens[self.fed..]
+    }
+
+    pub(crate) fn mark_fed(&mut self) {
+        self.fed = self.tokens.len();
+    }
+
+    pub(crate) fn text_slice(&self, range: Range<usize>) -> &str {
+        self.text.as_str().get(range).unwrap_or_default()
+    }
+
+    /// Moves the run's result out (the state keeps the generated ids).
+    pub(crate) fn take_generation(&mut self, options: &GenerateOptions) -> Generation {
+        Generation {
+            tokens: self.generated().to_vec(),
+            finish_reason: self.finish.unwrap_or(FinishReason::Length),
+            text: self.has_text.then(|| self.text.take()),
+            logprobs: options.logprobs().map(|_| std::mem::take(&mut self.logprobs)),
+        }
+    }
+
+    /// One decoding step on the model's `row` of scores for the next
+    /// position. On error the run is over and nothing was added.
+    pub(crate) fn step<P, S, E>(
+        &mut self,
+        processor: &mut P,
+        sampler: &mut S,
+        options: &GenerateOptions,
+        row: &mut [f32],
+        detokenizer: Option<&dyn Detokenizer>,
+    ) -> Result<Outcome, GenerateError<E>>
+    where
+        P: LogitsProcessor + ?Sized,
+        S: Sampler + ?Sized,
+    {
+        let result = self.decide(processor, sampler, options, row, detokenizer);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn decide<P, S, E>(
+        &mut self,
+        processor: &mut P,
+        sampler: &mut S,
+        options: &GenerateOptions,
+        row: &mut [f32],
+        detokenizer: Option<&dyn Detokenizer>,
+    ) -> Result<Outcome, GenerateError<E>>
+    where
+        P: LogitsProcessor + ?Sized,
+        S: Sampler + ?Sized,
+    {
+        let step = self.generated_len();
+        let decoding = |source| GenerateError::Decoding { step, source };
+        // Padded vocabulary: ids >= n are not tokens; they are cut off.
+        let n = options.vocab_size().unwrap_or(row.len()).min(row.len());
+        let row = &mut row[..n];
+        let top_n = options.top_logprobs();
+        let want_raw = options.wants_raw();
+        if want_raw {
+            // The processors work in place, so the raw scores are kept aside.
+            self.raw.clear();
+            self.raw.extend_from_slice(row);
+        }
+
+        let ctx = Context::new(&self.tokens, self.prompt_len).map_err(decoding)?;
+        let mut scores = Scores::new(row, &mut self.live);
+        scores.check_finite().map_err(decoding)?;
+        if step < options.min_new_tokens() {
+            let values = scores.values_mut();
+            for &eos in options.eos_tokens() {
+                if let Some(x) = values.get_mut(eos as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+        processor.process(&ctx, &mut scores).map_err(decoding)?;
+        let sampled = sampler.sample(&scores, &mut self.rng).map_err(decoding)?;
+        let token = sampled.token;
+
+        let mut record = None;
+        if options.logprobs().is_some() {
+            let mut r = TokenLogprobs { token, ..TokenLogprobs::default() };
+            if options.wants_processed() {
+                r.processed = Some(sampled.logprob);
+                if top_n > 0 {
+                    let norm = processed_normalizer(&scores);
+                    r.processed_top = self.top.select(top_n, norm, |offer| {
+                        scores.for_each_live(offer);
+                    });
+                }
+            }
+            if want_raw {
+                let norm = raw_normalizer(&self.raw);
+                r.raw = self.raw.get(token as usize).map(|&x| logprob(x, norm));
+                if top_n > 0 {
+                    let raw = &self.raw;
+                    r.raw_top = self.top.select(top_n, norm, |offer| {
+                        for (id, &x) in raw.iter().enumerate() {
+                            offer(id as TokenId, x);
+                        }
+                    });
+                }
+            }
+            record = Some(r);
+        }
+
+        // Text first: an unknown token fails the step before it is committed.
+        let is_eos = options.eos_tokens().contains(&token);
+        if self.has_text {
+            if is_eos {
+                self.text.push_silent();
+            } else if let Some(d) = detokenizer {
+                self.text
+                    .push_token(d, token)
+                    .map_err(|UnknownToken(token)| GenerateError::UnknownToken { step, token })?;
+            }
+        }
+
+        self.tokens.push(token);
+        processor.accept(token);
+
+        let seqs = options.stop_sequences();
+        let strings = options.stop_strings();
+        let mut cut = None;
+        let finish = if is_eos {
+            Some(FinishReason::Eos { token })
+        } else if let Some((index, start)) = stop::match_sequence(self.generated(), seqs) {
+            cut = Some(self.text.token_start(start));
+            Some(FinishReason::StopSequence { index })
+        } else if let Some((start, index)) = self
+            .has_text
+            .then(|| stop::find_string(self.text.as_str(), self.text.token_start(step), strings))
+            .flatten()
+        {
+            cut = Some(start);
+            Some(FinishReason::StopString { index })
+        } else if step + 1 >= options.max_new_tokens() {
+            Some(FinishReason::Length)
+        } else {
+            None
+        };
+
+        let text = if self.has_text {
+            let upto = match (finish, cut) {
+                (Some(_), Some(at)) => {
+                    self.text.truncate(at);
+                    at
+                }
+                (Some(_), None) => {
+                    self.text.flush();
+                    self.text.len()
+                }
+                (None, _) => {
+                    let mut upto =
+                        self.text.len() - stop::string_holdback(self.text.as_str(), strings);
+                    let pending = stop::pending_sequence(self.generated(), seqs);
+                    if pending > 0 {
+                        upto = upto.min(self.text.token_start(step + 1 - pending));
+                    }
+                    upto
+                }
+            };
+            self.text.release(upto)
+        } else {
+            0..0
+        };
+
+        self.finish = finish;
+        if self.collect {
+            if let Some(r) = record.take() {
+                self.logprobs.push(r);
+            }
+        }
+        Ok(Outcome { index: step, token, logprobs: record, text, finish })
+    }
+}

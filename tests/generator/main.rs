@@ -1,0 +1,11 @@
+//! Integration tests of the generator, driven by small deterministic models.
+
+mod batch;
+mod errors;
+mod limits;
+mod logprobs;
+mod models;
+mod stability;
+mod stop;
+mod stream;
+mod vocab;
