@@ -31,7 +31,7 @@
 //! let mut rng = rng_from_seed(1234);
 //!
 //! let history = [15496, 11, 616];           // the prompt's token ids
-//! let mut logits = vec![0.0f32; 50257];     // the model's next-token scores
+//! let mut logits = vec![-10.0f32; 50257];   // the model's next-token scores
 //! logits[318] = 5.0;
 //! logits[373] = 4.0;
 //! let step = pipeline.sample(&Context::prompt_only(&history), &mut logits, &mut sampler, &mut rng)?;

@@ -191,7 +191,7 @@ impl ProbFloor {
     /// The floor `t` under `softmax`. `t <= 0` admits every token,
     /// including masked ones (whose probability, 0, is not below `t`).
     pub(crate) fn new(softmax: Softmax, t: f32) -> Self {
-        if !(t > 0.0) {
+        if t.is_nan() || t <= 0.0 {
             let neg = f32::NEG_INFINITY;
             return ProbFloor { softmax, t, lo: neg, hi: neg };
         }

@@ -33,7 +33,9 @@ const SORTED_SURVIVORS: usize = 1024;
 ///   tail masses are accumulated in f64 and rounded to f32 before the
 ///   comparison. `1 - p` is computed in f64 from the decimal value `p`
 ///   prints as (`0.8`, as a configuration file holds it), then rounded to
-///   f32, as transformers computes it from a Python float.
+///   f32, as transformers computes it from a Python float. When a tail
+///   equals `1 - p` up to rounding, the verdict hangs on the last bit of the
+///   f32 exponential, here as in transformers, and the two may differ.
 /// - **`p = 1`** is an exact no-op (transformers' `generate` does not add
 ///   top-p then).
 /// - **`p = 0`**, and any `p` below about `6e-8` (where `f32(1 - p) = 1`),

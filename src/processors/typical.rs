@@ -27,15 +27,18 @@ const FIRST_ROUND: usize = 256;
 ///    first-ranked, most typical tokens.
 ///
 /// The most probable token is **not** necessarily kept: for probabilities
-/// `[0.4, 0.3, 0.2, 0.1]` (`H = 1.28`) and `mass = 0.5`, the survivors are
-/// the tokens of probability 0.3 and 0.2.
+/// `[0.4, 0.3, 0.2, 0.1]` (`H = 1.28`, distances 0.36, 0.08, 0.33, 1.02)
+/// and `mass = 0.45`, the survivors are the tokens of probability 0.3 and
+/// 0.2.
 ///
 /// - **`mass = 1`** is accepted and is an exact no-op (transformers rejects
 ///   it in the class and does not add the warper in `generate`).
 /// - **Numerics** (as transformers on CPU): `ln p_i = (x_i - max) - f32(ln z)`
 ///   and `δ_i` in f32, with `H` summed in f64 and rounded to f32; the
 ///   cumulative mass is accumulated in f64 from `exp(x - max)` (f32) over
-///   the f64 normalizer `z`.
+///   the f64 normalizer `z`. Two distances that differ only by rounding
+///   (scores symmetric about the typical level) may be ordered differently
+///   than in transformers, whose entropy is an f32 sum.
 /// - Masked tokens are never revived; a row where every live token is masked
 ///   is left as it is.
 ///
@@ -64,7 +67,7 @@ const FIRST_ROUND: usize = 256;
 /// let mut row: Vec<f32> = [0.4f32, 0.3, 0.2, 0.1].iter().map(|p| p.ln()).collect();
 /// let mut live = Vec::new();
 /// let mut scores = Scores::new(&mut row, &mut live);
-/// Typical::new(0.5)?.process(&Context::empty(), &mut scores)?;
+/// Typical::new(0.45)?.process(&Context::empty(), &mut scores)?;
 /// scores.densify();
 /// assert!(row[0] == f32::NEG_INFINITY && row[3] == f32::NEG_INFINITY);
 /// assert!(row[1].is_finite() && row[2].is_finite());
@@ -219,7 +222,12 @@ mod tests {
         // H = 1.2799; distances |-ln p - H|: 0.364, 0.076, 0.329, 1.023.
         // Most typical first: 0.3, 0.2, 0.4, 0.1 (cumulative 0.3, 0.5, 0.9, 1).
         let row = logits(&[0.4, 0.3, 0.2, 0.1]);
+        // mass = 0.5 sits exactly on a cumulative mass: with these logits the
+        // softmax puts 0.50000000240 on the first two, which rounds to 0.5 and
+        // reaches it, as in transformers.
         assert_eq!(survivors(&mut typical(0.5), &row), [1, 2]);
+        assert_eq!(survivors(&mut typical(0.45), &row), [1, 2]);
+        assert_eq!(survivors(&mut typical(0.55), &row), [0, 1, 2]);
         assert_eq!(survivors(&mut typical(0.9), &row), [0, 1, 2]);
         assert_eq!(survivors(&mut typical(0.2), &row), [1]);
     }
@@ -278,6 +286,24 @@ mod tests {
         assert_eq!(kept, (0..3000).step_by(3).collect::<Vec<_>>());
         let kept = survivors(&mut typical(0.8), &row);
         assert_eq!(kept.len(), 2000);
+    }
+
+    #[test]
+    fn a_dominant_token_over_a_wide_tail() {
+        // p = 0.626 for the first token, H = 3.06: the first token is the
+        // most typical, then the tail from its highest scores down.
+        // Expected sets from transformers on the same row.
+        let row: Vec<f32> = std::iter::once(8.0)
+            .chain((1..1000).map(|i| ((i * 37) % 100) as f32 * 0.04 - 2.0))
+            .collect();
+        for (mass, n, lowest) in [(0.3, 1, 8.0), (0.6, 1, 8.0), (0.9, 321, 0.72), (0.95, 481, 0.08)]
+        {
+            let kept = survivors(&mut typical(mass), &row);
+            assert_eq!(kept.len(), n, "mass {mass}");
+            assert_eq!(kept[0], 0);
+            let min = kept.iter().map(|&i| row[i as usize]).fold(f32::INFINITY, f32::min);
+            assert!((min - lowest).abs() < 1e-5, "mass {mass}: lowest kept {min}");
+        }
     }
 
     #[test]
