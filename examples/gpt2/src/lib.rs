@@ -1,1 +1,48 @@
+//! GPT-2 for the `decoding` crate: a pure-Rust forward pass with a KV cache,
+//! GPT-2's exact byte-level BPE tokenizer, and the loader for Hugging Face
+//! model directories.
+//!
+//! - [`Gpt2`] implements [`decoding::LanguageModel`]: feed it new tokens, it
+//!   writes the next position's logits, one position of work per generated
+//!   token.
+//! - [`Config`] and [`Weights`] read `config.json` and `model.safetensors`
+//!   (the published `openai-community/gpt2` key layout and the one
+//!   `save_pretrained` writes; f32, f16 or bf16; any GPT-2 size).
+//! - [`Tokenizer`] encodes and decodes exactly as GPT-2's tokenizer does,
+//!   from `tokenizer.json`, `vocab.json` + `merges.txt`, or a built-in copy.
+//! - [`lookup`] finds a model directory: an explicit path, the Hugging Face
+//!   cache, or the small model bundled with this example.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use decoding::LanguageModel;
+//! use gpt2::{Gpt2, Tokenizer};
+//!
+//! let dir = std::path::Path::new("path/to/gpt2");
+//! let mut model = Gpt2::from_dir(dir)?;
+//! let tokenizer = Tokenizer::from_dir(dir)?.map_or_else(Tokenizer::gpt2, Ok)?;
+//! let prompt = tokenizer.encode("My favourite movie is")?;
+//! let mut logits = vec![0.0; model.vocab_size()];
+//! model.forward(&prompt, &mut logits)?;
+//! # Ok::<(), gpt2::Gpt2Error>(())
+//! ```
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+mod error;
+mod kernels;
+pub mod lookup;
+pub mod model;
+pub mod tokenizer;
+pub mod weights;
+
+pub use self::config::{Activation, Config};
+pub use self::error::{Gpt2Error, Result};
+pub use self::model::Gpt2;
+pub use self::tokenizer::Tokenizer;
+pub use self::weights::Weights;

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Tokens/s of the `gpt2` example next to transformers/PyTorch, same machine, same run.
+
+Both generate greedily with a KV cache, batch 1, on CPU, from a randomly initialised GPT-2 of the
+real 124M shape (12 layers, 768 wide, 12 heads, 1024 positions, vocabulary 50257). The weights
+(~500 MB of f32) are made by this script on first use and kept in `--model-dir` (default
+/tmp/gpt2-124m-random); they are never committed. End-of-text does not stop either side, so both
+produce exactly `--new-tokens` tokens. Both sides are timed from the prompt's ids to the last
+generated id (prefill included, tokenization and loading excluded), on one thread by default.
+
+Usage (from the repository root; builds the example in release mode first):
+
+    cargo build --release -p gpt2
+    /path/to/python examples/gpt2/scripts/bench.py [--threads 1] [--new-tokens 128] [--runs 3]
+
+Requires torch, transformers (5.x) and safetensors.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import GPT2Config, GPT2LMHeadModel
+
+ROOT = Path(__file__).resolve().parents[3]
+PROMPT = "My favourite movie is"
+PROMPT_IDS = [3666, 12507, 3807, 318]
+
+
+def ensure_model(directory: Path) -> None:
+    if (directory / "model.safetensors").exists() and (directory / "config.json").exists():
+        return
+    print(f"writing a random 124M GPT-2 to {directory} ...", file=sys.stderr)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).eval()
+    model.save_pretrained(directory, safe_serialization=True)
+
+
+@torch.no_grad()
+def torch_tokens_per_second(directory: Path, new_tokens: int, runs: int) -> list[float]:
+    model = GPT2LMHeadModel.from_pretrained(directory, dtype=torch.float32).eval()
+    ids = torch.tensor([PROMPT_IDS])
+    mask = torch.ones_like(ids)
+    kwargs = dict(attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                  do_sample=False, use_cache=True, pad_token_id=50256, eos_token_id=None)
+    model.generate(ids, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+    speeds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = model.generate(ids, **kwargs)
+        elapsed = time.perf_counter() - start
+        assert out.shape[1] == len(PROMPT_IDS) + new_tokens
+        speeds.append(new_tokens / elapsed)
+    return speeds, out[0, len(PROMPT_IDS):].tolist()
+
+
+def rust_tokens_per_second(binary: Path, directory: Path, new_tokens: int, runs: int,
+                           threads: int) -> list[float]:
+    cmd = [str(binary), "--model", str(directory), "--prompt", PROMPT, "--greedy",
+           "--max-new-tokens", str(new_tokens), "--ignore-eos", "--threads", str(threads), "--json"]
+    speeds = []
+    for _ in range(runs):
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        result = json.loads(out)
+        assert result["prompt_ids"] == PROMPT_IDS, result["prompt_ids"]
+        assert len(result["generated_ids"]) == new_tokens
+        speeds.append(result["tokens_per_second"])
+    return speeds, result["generated_ids"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("/tmp/gpt2-124m-random"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "gpt2")
+    args = parser.parse_args()
+    if not args.binary.exists():
+        sys.exit(f"{args.binary} is missing: run `cargo build --release -p gpt2` first")
+
+    torch.set_num_threads(args.threads)
+    ensure_model(args.model_dir)
+    # Alternate the two sides so that a noisy neighbour hurts both alike.
+    torch_speeds, rust_speeds = [], []
+    for _ in range(args.runs):
+        speeds, rust_ids = rust_tokens_per_second(args.binary, args.model_dir, args.new_tokens, 1,
+                                                  args.threads)
+        rust_speeds += speeds
+        speeds, torch_ids = torch_tokens_per_second(args.model_dir, args.new_tokens, 1)
+        torch_speeds += speeds
+    rust, pt = statistics.median(rust_speeds), statistics.median(torch_speeds)
+    same = next((i for i, (a, b) in enumerate(zip(rust_ids, torch_ids)) if a != b), None)
+    print(f"GPT-2 124M shape, random weights, greedy, batch 1, KV cache, {args.new_tokens} new "
+          f"tokens, {args.threads} thread(s), median of {args.runs} runs")
+    print(f"  gpt2 example (Rust):  {rust:7.2f} tokens/s   runs {[round(s, 2) for s in rust_speeds]}")
+    print(f"  transformers {transformers.__version__} + PyTorch {torch.__version__.split('+')[0]}: {pt:7.2f} tokens/s   "
+          f"runs {[round(s, 2) for s in torch_speeds]}")
+    print(f"  ratio Rust / PyTorch: {rust / pt:.2f}")
+    print("  greedy ids: " + ("identical" if same is None else f"first differ at step {same}"))
+
+
+if __name__ == "__main__":
+    main()

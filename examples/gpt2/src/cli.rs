@@ -1,0 +1,419 @@
+//! The command line: flags, the decoding setup they describe, and a run.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
+use decoding::sampler::{Categorical, Greedy};
+use decoding::{FinishReason, GenerateOptions, Generator, Pipeline, Sampler, TokenId};
+
+use crate::lookup::{Located, SearchPaths, locate};
+use crate::{Gpt2, Tokenizer};
+
+/// The seed's prompt, used when `--prompt` is absent.
+pub const DEFAULT_PROMPT: &str = "My favourite movie is";
+
+/// Tokens generated when `--max-new-tokens` is absent.
+pub const DEFAULT_MAX_NEW_TOKENS: usize = 50;
+
+/// The usage text.
+pub const USAGE: &str = "\
+GPT-2 text generation with the `decoding` crate.
+
+Usage: gpt2 [OPTIONS]
+
+With no option (or only --model, --seed, --threads) it shows the demonstration: the prompt
+\"My favourite movie is\" decoded greedily, with temperature, with top-k and with top-p, and the
+first step's candidate probabilities before and after each processor.
+
+Options:
+  --model DIR               Hugging Face model directory (config.json + model.safetensors);
+                            default: GPT-2 from the Hugging Face cache, else the bundled model
+  --prompt TEXT             prompt [default: \"My favourite movie is\"]
+  --max-new-tokens N        tokens to generate [default: 50]
+  --greedy                  always take the most likely token (the default without sampling flags)
+  --temperature T           sample, dividing the logits by T (0 means greedy)
+  --top-k K                 sample among the K most likely tokens (0: off)
+  --top-p P                 sample from the smallest set with probability >= P (1: off)
+  --min-p P                 sample among tokens with probability >= P * the top probability
+  --repetition-penalty R    penalise tokens already in the sequence (1: off); also with --greedy
+  --seed S                  random seed of the sampler [default: 0]
+  --ignore-eos              keep going after <|endoftext|>
+  --threads N               threads for each step's matrix-vector products [default: 1]
+  --json                    print one JSON object instead of streaming text
+  --demo                    show the demonstration even with other options
+  -h, --help                print this help
+";
+
+/// Parsed command-line flags.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args {
+    /// `--model DIR`.
+    pub model: Option<PathBuf>,
+    /// `--prompt TEXT`.
+    pub prompt: Option<String>,
+    /// `--max-new-tokens N`.
+    pub max_new_tokens: Option<usize>,
+    /// `--greedy`.
+    pub greedy: bool,
+    /// `--temperature T`.
+    pub temperature: Option<f32>,
+    /// `--top-k K`.
+    pub top_k: Option<usize>,
+    /// `--top-p P`.
+    pub top_p: Option<f32>,
+    /// `--min-p P`.
+    pub min_p: Option<f32>,
+    /// `--repetition-penalty R`.
+    pub repetition_penalty: Option<f32>,
+    /// `--seed S`.
+    pub seed: Option<u64>,
+    /// `--ignore-eos`.
+    pub ignore_eos: bool,
+    /// `--threads N`.
+    pub threads: Option<usize>,
+    /// `--json`.
+    pub json: bool,
+    /// `--demo`.
+    pub demo: bool,
+    /// `-h` / `--help`.
+    pub help: bool,
+}
+
+/// A command-line mistake, reported with the usage hint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+impl Args {
+    /// Parses flags (without the program name). `--flag value` and
+    /// `--flag=value` are both accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError`] for an unknown flag, a missing or malformed value, or
+    /// `--greedy` together with a sampling flag.
+    pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Self, UsageError> {
+        let mut out = Args::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let arg = arg
+                .into_string()
+                .map_err(|a| UsageError(format!("argument {a:?} is not valid UTF-8")))?;
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> Result<String, UsageError> {
+                match inline.clone() {
+                    Some(v) => Ok(v),
+                    None => args
+                        .next()
+                        .ok_or_else(|| UsageError(format!("{name} needs a value")))?
+                        .into_string()
+                        .map_err(|a| UsageError(format!("{name}: {a:?} is not valid UTF-8"))),
+                }
+            };
+            match flag.as_str() {
+                "--model" => out.model = Some(PathBuf::from(value("--model")?)),
+                "--prompt" => out.prompt = Some(value("--prompt")?),
+                "--max-new-tokens" => out.max_new_tokens = Some(number(&flag, &value(&flag)?)?),
+                "--temperature" => out.temperature = Some(number(&flag, &value(&flag)?)?),
+                "--top-k" => out.top_k = Some(number(&flag, &value(&flag)?)?),
+                "--top-p" => out.top_p = Some(number(&flag, &value(&flag)?)?),
+                "--min-p" => out.min_p = Some(number(&flag, &value(&flag)?)?),
+                "--repetition-penalty" => {
+                    out.repetition_penalty = Some(number(&flag, &value(&flag)?)?);
+                }
+                "--seed" => out.seed = Some(number(&flag, &value(&flag)?)?),
+                "--threads" => out.threads = Some(number(&flag, &value(&flag)?)?),
+                "--greedy" | "--ignore-eos" | "--json" | "--demo" | "-h" | "--help"
+                    if inline.is_some() =>
+                {
+                    return Err(UsageError(format!("{flag} takes no value")));
+                }
+                "--greedy" => out.greedy = true,
+                "--ignore-eos" => out.ignore_eos = true,
+                "--json" => out.json = true,
+                "--demo" => out.demo = true,
+                "-h" | "--help" => out.help = true,
+                _ => return Err(UsageError(format!("unknown argument {arg:?} (see --help)"))),
+            }
+        }
+        if out.greedy && out.samples() {
+            return Err(UsageError(
+                "--greedy cannot be combined with --temperature, --top-k, --top-p or --min-p"
+                    .into(),
+            ));
+        }
+        if out.threads == Some(0) {
+            return Err(UsageError("--threads must be at least 1".into()));
+        }
+        Ok(out)
+    }
+
+    /// Whether a sampling flag was given.
+    pub fn samples(&self) -> bool {
+        self.temperature.is_some()
+            || self.top_k.is_some()
+            || self.top_p.is_some()
+            || self.min_p.is_some()
+    }
+
+    /// Whether to show the demonstration: asked for, or no generation flag
+    /// given.
+    pub fn is_demo(&self) -> bool {
+        self.demo
+            || !(self.prompt.is_some()
+                || self.max_new_tokens.is_some()
+                || self.greedy
+                || self.samples()
+                || self.repetition_penalty.is_some()
+                || self.ignore_eos
+                || self.json)
+    }
+
+    /// The processors these flags describe, in Hugging Face's order
+    /// (repetition penalty, temperature, top-k, top-p, min-p), and the
+    /// sampler: greedy unless a sampling flag was given.
+    ///
+    /// # Errors
+    ///
+    /// The processors' parameter errors (`--top-p 1.5`, ...).
+    pub fn decoding(&self) -> Result<(Pipeline, Box<dyn Sampler + Send>), decoding::Error> {
+        let mut pipeline = Pipeline::new();
+        if let Some(r) = self.repetition_penalty {
+            pipeline.push(RepetitionPenalty::new(r)?);
+        }
+        if let Some(t) = self.temperature {
+            pipeline.push(Temperature::new(t)?);
+        }
+        // 0 and 1 switch top-k and top-p off, as transformers does.
+        if let Some(k) = self.top_k.filter(|&k| k != 0) {
+            pipeline.push(TopK::new(k)?);
+        }
+        if let Some(p) = self.top_p.filter(|&p| p != 1.0) {
+            pipeline.push(TopP::new(p)?);
+        }
+        if let Some(p) = self.min_p {
+            pipeline.push(MinP::new(p)?);
+        }
+        let sampler: Box<dyn Sampler + Send> =
+            if self.samples() { Box::new(Categorical::new()) } else { Box::new(Greedy::new()) };
+        Ok((pipeline, sampler))
+    }
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, UsageError> {
+    text.trim().parse().map_err(|_| UsageError(format!("{flag}: {text:?} is not a valid number")))
+}
+
+/// Finds and loads the model and its tokenizer, printing the lookup note
+/// to stderr.
+///
+/// # Errors
+///
+/// The lookup's, the loader's and the tokenizer's errors.
+pub fn load(args: &Args) -> Result<(Located, Gpt2, Tokenizer), crate::Gpt2Error> {
+    let located = locate(args.model.as_deref(), &SearchPaths::from_env())?;
+    if let Some(note) = located.note() {
+        eprintln!("{note}");
+    }
+    let model = Gpt2::from_dir(&located.dir)?.with_threads(args.threads.unwrap_or(1));
+    let tokenizer = match Tokenizer::from_dir(&located.dir)? {
+        Some(t) => t,
+        None => Tokenizer::gpt2()?,
+    };
+    Ok((located, model, tokenizer))
+}
+
+/// The generation options these flags describe.
+///
+/// # Errors
+///
+/// Invalid combinations, as [`GenerateOptions`] reports them.
+pub fn options(
+    args: &Args,
+    model: &Gpt2,
+    tokenizer: &Tokenizer,
+) -> Result<GenerateOptions, decoding::Error> {
+    let mut builder =
+        GenerateOptions::builder(args.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS))
+            .seed(args.seed.unwrap_or(decoding::DEFAULT_SEED))
+            .vocab_size(tokenizer.vocab_size());
+    let eos = model
+        .config()
+        .eos_token_id
+        .or_else(|| tokenizer.added_token_id(crate::tokenizer::END_OF_TEXT));
+    if let Some(eos) = eos.filter(|_| !args.ignore_eos) {
+        builder = builder.eos_token(eos);
+    }
+    builder.build()
+}
+
+/// The name of a finish reason in the JSON output.
+pub fn finish_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        FinishReason::Eos { .. } => "eos",
+        FinishReason::StopSequence { .. } => "stop_sequence",
+        FinishReason::StopString { .. } => "stop_string",
+        _ => "other",
+    }
+}
+
+/// Runs one generation: streams text to stdout (tokens/s to stderr) or
+/// prints one JSON object.
+///
+/// # Errors
+///
+/// Any error of loading, encoding or generating, boxed.
+pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (located, mut model, tokenizer) = load(args)?;
+    let prompt_text = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
+    let prompt = tokenizer.encode(prompt_text)?;
+    let options = options(args, &model, &tokenizer)?;
+    let (pipeline, sampler) = args.decoding()?;
+    let mut generator = Generator::new(pipeline, sampler, options);
+
+    if args.json {
+        let start = Instant::now();
+        let out = generator.generate_text(&mut model, &tokenizer, &prompt)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let json = serde_json::json!({
+            "model": located.dir.display().to_string(),
+            "prompt": prompt_text,
+            "prompt_ids": prompt,
+            "generated_ids": out.tokens,
+            "text": out.text.unwrap_or_default(),
+            "finish_reason": finish_name(out.finish_reason),
+            "tokens_per_second": tokens_per_second(out.tokens.len(), elapsed),
+        });
+        println!("{json}");
+        return Ok(());
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let start = Instant::now();
+    let stream = generator.stream_text(&mut model, &tokenizer, &prompt)?;
+    write!(out, "{prompt_text}")?;
+    out.flush()?;
+    let mut generated: Vec<TokenId> = Vec::new();
+    let mut finish = FinishReason::Length;
+    for step in stream {
+        let step = match step {
+            Ok(step) => step,
+            Err(e) => {
+                writeln!(out)?;
+                return Err(e.into());
+            }
+        };
+        write!(out, "{}", step.text)?;
+        out.flush()?;
+        generated.push(step.token);
+        if let Some(reason) = step.finish_reason {
+            finish = reason;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    writeln!(out)?;
+    eprintln!(
+        "{} tokens in {elapsed:.2} s: {:.1} tokens/s (finish: {})",
+        generated.len(),
+        tokens_per_second(generated.len(), elapsed),
+        finish_name(finish)
+    );
+    Ok(())
+}
+
+/// Generated tokens per second, 0 when nothing was generated.
+pub fn tokens_per_second(tokens: usize, seconds: f64) -> f64 {
+    if tokens == 0 || seconds <= 0.0 { 0.0 } else { tokens as f64 / seconds }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, UsageError> {
+        Args::parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn parses_every_flag_in_both_spellings() {
+        let a = parse(&[
+            "--model",
+            "/m",
+            "--prompt=Hi there",
+            "--max-new-tokens",
+            "7",
+            "--temperature",
+            "0.7",
+            "--top-k=40",
+            "--top-p",
+            "0.9",
+            "--min-p",
+            "0.05",
+            "--repetition-penalty",
+            "1.2",
+            "--seed",
+            "42",
+            "--json",
+            "--ignore-eos",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(a.model, Some(PathBuf::from("/m")));
+        assert_eq!(a.prompt.as_deref(), Some("Hi there"));
+        assert_eq!(
+            (a.max_new_tokens, a.top_k, a.seed, a.threads),
+            (Some(7), Some(40), Some(42), Some(2))
+        );
+        assert_eq!((a.temperature, a.top_p, a.min_p), (Some(0.7), Some(0.9), Some(0.05)));
+        assert_eq!(a.repetition_penalty, Some(1.2));
+        assert!(a.json && a.ignore_eos && !a.greedy && !a.is_demo());
+        let (pipeline, _) = a.decoding().unwrap();
+        assert_eq!(pipeline.len(), 5);
+    }
+
+    #[test]
+    fn no_generation_flag_means_the_demonstration() {
+        assert!(parse(&[]).unwrap().is_demo());
+        assert!(parse(&["--model", "d", "--seed", "3", "--threads", "2"]).unwrap().is_demo());
+        assert!(!parse(&["--greedy"]).unwrap().is_demo());
+        assert!(!parse(&["--prompt", "x"]).unwrap().is_demo());
+        assert!(parse(&["--prompt", "x", "--demo"]).unwrap().is_demo());
+    }
+
+    #[test]
+    fn greedy_unless_a_sampling_flag_is_given() {
+        let a = parse(&["--prompt", "x"]).unwrap();
+        assert!(!a.samples());
+        assert!(a.decoding().unwrap().0.is_empty());
+        let a = parse(&["--top-k", "0", "--top-p", "1"]).unwrap();
+        assert!(a.samples());
+        assert!(a.decoding().unwrap().0.is_empty(), "0 and 1 switch top-k and top-p off");
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for (args, needle) in [
+            (&["--top-k"][..], "needs a value"),
+            (&["--top-k", "many"][..], "not a valid number"),
+            (&["--max-new-tokens", "-1"][..], "not a valid number"),
+            (&["--frobnicate"][..], "unknown argument"),
+            (&["--greedy", "--temperature", "0.5"][..], "cannot be combined"),
+            (&["--json=yes"][..], "takes no value"),
+            (&["--threads", "0"][..], "at least 1"),
+        ] {
+            let err = parse(args).unwrap_err().0;
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        assert!(parse(&["--top-p", "1.5"]).unwrap().decoding().is_err());
+        assert!(parse(&["--temperature", "-1"]).unwrap().decoding().is_err());
+    }
+}

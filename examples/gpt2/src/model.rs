@@ -1,0 +1,362 @@
+//! The GPT-2 forward pass with a KV cache.
+
+use std::path::Path;
+
+use decoding::{LanguageModel, TokenId};
+use ndarray::{Array2, Array3, ArrayView2, Axis, aview1};
+
+use crate::config::Config;
+use crate::error::{Gpt2Error, Result};
+use crate::kernels::{activate, axpy, dot, layer_norm, linear, linear_threaded, softmax};
+use crate::weights::{Linear, Weights};
+
+/// Positions processed together in a prefill: each weight row is reused
+/// from cache for this many inputs, and the scratch buffers stay small.
+const CHUNK: usize = 32;
+
+/// GPT-2, ready to generate: the weights, a KV cache preallocated to
+/// `n_positions`, and scratch buffers, so a cached step allocates nothing.
+///
+/// It implements [`LanguageModel`]: each [`forward`](LanguageModel::forward)
+/// runs only the new tokens (one position for a generation step) against
+/// the cached keys and values of the earlier ones, and writes the logits of
+/// the position after the last new token.
+///
+/// # Exactness
+///
+/// A position's numbers do not depend on how the sequence was split into
+/// calls: the prompt in one call, token by token, or the whole sequence
+/// again after [`reset`](LanguageModel::reset) give bit-identical logits.
+///
+/// # Performance
+///
+/// A cached step reads every weight once, as contiguous rows (the linear
+/// layers are stored `[out, in]` so each output is one dot product), the
+/// head included: the 50257 × 768 embedding table is one pass for all
+/// logits. The step is bound by memory bandwidth (about 500 MB of f32
+/// weights for the 124M model). [`Gpt2::with_threads`] splits the step's
+/// matrix-vector products across threads.
+///
+/// # Example
+///
+/// ```no_run
+/// use decoding::LanguageModel;
+/// use gpt2::Gpt2;
+///
+/// let mut model = Gpt2::from_dir("path/to/gpt2".as_ref())?;
+/// let mut logits = vec![0.0; model.vocab_size()];
+/// model.forward(&[3666, 12507, 3807, 318], &mut logits)?; // "My favourite movie is"
+/// model.forward(&[383], &mut logits)?;                    // " The": one more position
+/// # Ok::<(), gpt2::Gpt2Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Gpt2 {
+    config: Config,
+    weights: Weights,
+    /// Per layer, `[n_head, n_positions, head_dim]`.
+    keys: Vec<Array3<f32>>,
+    values: Vec<Array3<f32>>,
+    /// Cached positions.
+    len: usize,
+    scratch: Scratch,
+    threads: usize,
+}
+
+#[derive(Debug)]
+struct Scratch {
+    /// The residual stream, `[CHUNK, n_embd]`.
+    x: Vec<f32>,
+    /// LayerNorm output, `[CHUNK, n_embd]`.
+    normed: Vec<f32>,
+    /// `[CHUNK, 3 n_embd]`.
+    qkv: Vec<f32>,
+    /// Attention output before its projection, `[CHUNK, n_embd]`.
+    attn: Vec<f32>,
+    /// A projection's output, `[CHUNK, n_embd]`.
+    proj: Vec<f32>,
+    /// MLP hidden layer, `[CHUNK, n_inner]`.
+    hidden: Vec<f32>,
+    /// Attention weights of one query, `[n_positions]`.
+    scores: Vec<f32>,
+}
+
+impl Gpt2 {
+    /// Builds the model from loaded weights.
+    ///
+    /// # Errors
+    ///
+    /// [`Gpt2Error::Config`] when the configuration is invalid or the
+    /// weights do not have its shapes.
+    pub fn new(config: Config, weights: Weights) -> Result<Self> {
+        let path = crate::config::in_memory();
+        config.validate(&path)?;
+        let c = &config;
+        let shapes_ok = weights.wte.dim() == (c.vocab_size, c.n_embd)
+            && weights.wpe.dim() == (c.n_positions, c.n_embd)
+            && weights.blocks.len() == c.n_layer
+            && weights.blocks.iter().all(|b| {
+                b.c_attn.weight.dim() == (3 * c.n_embd, c.n_embd)
+                    && b.attn_proj.weight.dim() == (c.n_embd, c.n_embd)
+                    && b.c_fc.weight.dim() == (c.n_inner, c.n_embd)
+                    && b.mlp_proj.weight.dim() == (c.n_embd, c.n_inner)
+            })
+            && weights.lm_head.as_ref().is_none_or(|h| h.dim() == (c.vocab_size, c.n_embd))
+            && weights.lm_head.is_none() == c.tie_word_embeddings;
+        if !shapes_ok {
+            return Err(Gpt2Error::Config {
+                path,
+                message: "the weights do not have the configuration's shapes".into(),
+            });
+        }
+        let (d, p) = (c.head_dim(), c.n_positions);
+        let cache = || (0..c.n_layer).map(|_| Array3::zeros((c.n_head, p, d))).collect();
+        let scratch = Scratch {
+            x: vec![0.0; CHUNK * c.n_embd],
+            normed: vec![0.0; CHUNK * c.n_embd],
+            qkv: vec![0.0; CHUNK * 3 * c.n_embd],
+            attn: vec![0.0; CHUNK * c.n_embd],
+            proj: vec![0.0; CHUNK * c.n_embd],
+            hidden: vec![0.0; CHUNK * c.n_inner],
+            scores: vec![0.0; p],
+        };
+        Ok(Self { keys: cache(), values: cache(), config, weights, len: 0, scratch, threads: 1 })
+    }
+
+    /// Loads `config.json` and `model.safetensors` from a Hugging Face model
+    /// directory.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Config::from_file`] and [`Weights::from_file`], and
+    /// [`Gpt2Error::Io`] naming `model.safetensors` when it is absent.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let config = Config::from_file(&dir.join("config.json"))?;
+        let weights = Weights::from_file(&dir.join("model.safetensors"), &config)?;
+        Self::new(config, weights)
+    }
+
+    /// Splits each cached step's matrix-vector products across `threads`
+    /// threads (1, the default, runs on the calling thread). The logits are
+    /// the same bits whatever the count.
+    #[must_use]
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// Number of cached positions (tokens fed since the last reset).
+    pub fn position(&self) -> usize {
+        self.len
+    }
+
+    /// The longest sequence the model accepts (`n_positions`).
+    pub fn max_positions(&self) -> usize {
+        self.config.n_positions
+    }
+
+    fn check(&self, tokens: &[TokenId], logits: &[f32]) -> Result<()> {
+        let vocab = self.config.vocab_size;
+        if logits.len() != vocab {
+            return Err(Gpt2Error::LogitsLength { expected: vocab, found: logits.len() });
+        }
+        if tokens.is_empty() {
+            return Err(Gpt2Error::EmptyInput);
+        }
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Gpt2Error::TokenOutOfRange { token, vocab });
+        }
+        let needed = self.len + tokens.len();
+        if needed > self.config.n_positions {
+            return Err(Gpt2Error::ContextOverflow { needed, max: self.config.n_positions });
+        }
+        Ok(())
+    }
+
+    /// Runs up to [`CHUNK`] new positions through every block, appending
+    /// their keys and values to the cache; the residual stream is left in
+    /// `scratch.x`.
+    fn run_chunk(&mut self, tokens: &[TokenId]) {
+        let c = &self.config;
+        let (e, d, t_len, start) = (c.n_embd, c.head_dim(), tokens.len(), self.len);
+        let s = &mut self.scratch;
+        let w = &self.weights;
+        let threads = self.threads;
+        let x = &mut s.x[..t_len * e];
+        for (t, (&token, row)) in tokens.iter().zip(x.chunks_exact_mut(e)).enumerate() {
+            let tok = w.wte.row(token as usize);
+            let pos = w.wpe.row(start + t);
+            for ((out, a), b) in row.iter_mut().zip(tok).zip(pos) {
+                *out = a + b;
+            }
+        }
+        for (layer, block) in w.blocks.iter().enumerate() {
+            let mut scale = if c.scale_attn_weights { 1.0 / (d as f32).sqrt() } else { 1.0 };
+            if c.scale_attn_by_inverse_layer_idx {
+                scale /= (layer + 1) as f32;
+            }
+            let normed = &mut s.normed[..t_len * e];
+            layer_norm(
+                x,
+                as_slice(&block.ln_1.weight),
+                as_slice(&block.ln_1.bias),
+                c.layer_norm_epsilon,
+                normed,
+            );
+            let qkv = &mut s.qkv[..t_len * 3 * e];
+            apply(&block.c_attn, normed, qkv, threads);
+
+            // Append this chunk's keys and values, then attend causally.
+            let (keys, values) = (&mut self.keys[layer], &mut self.values[layer]);
+            for (t, row) in qkv.chunks_exact(3 * e).enumerate() {
+                for h in 0..c.n_head {
+                    let k = &row[e + h * d..e + (h + 1) * d];
+                    let v = &row[2 * e + h * d..2 * e + (h + 1) * d];
+                    keys.index_axis_mut(Axis(0), h).row_mut(start + t).assign(&aview1(k));
+                    values.index_axis_mut(Axis(0), h).row_mut(start + t).assign(&aview1(v));
+                }
+            }
+            let attn = &mut s.attn[..t_len * e];
+            for (t, (row, out_row)) in
+                qkv.chunks_exact(3 * e).zip(attn.chunks_exact_mut(e)).enumerate()
+            {
+                let visible = start + t + 1;
+                for h in 0..c.n_head {
+                    let q = &row[h * d..(h + 1) * d];
+                    let k_h = head_rows(keys.index_axis(Axis(0), h));
+                    let v_h = head_rows(values.index_axis(Axis(0), h));
+                    let scores = &mut s.scores[..visible];
+                    for (j, score) in scores.iter_mut().enumerate() {
+                        *score = dot(q, &k_h[j * d..(j + 1) * d]) * scale;
+                    }
+                    softmax(scores);
+                    let out = &mut out_row[h * d..(h + 1) * d];
+                    out.fill(0.0);
+                    for (j, &p) in scores.iter().enumerate() {
+                        axpy(p, &v_h[j * d..(j + 1) * d], out);
+                    }
+                }
+            }
+            let proj = &mut s.proj[..t_len * e];
+            apply(&block.attn_proj, attn, proj, threads);
+            add_assign(x, proj);
+
+            layer_norm(
+                x,
+                as_slice(&block.ln_2.weight),
+                as_slice(&block.ln_2.bias),
+                c.layer_norm_epsilon,
+                normed,
+            );
+            let hidden = &mut s.hidden[..t_len * c.n_inner];
+            apply(&block.c_fc, normed, hidden, threads);
+            activate(c.activation, hidden);
+            apply(&block.mlp_proj, hidden, proj, threads);
+            add_assign(x, proj);
+        }
+        self.len += t_len;
+    }
+
+    /// Final LayerNorm of the last position and the head, into `logits`.
+    fn head(&mut self, last: usize, logits: &mut [f32]) {
+        let c = &self.config;
+        let e = c.n_embd;
+        let s = &mut self.scratch;
+        let h = &mut s.normed[..e];
+        layer_norm(
+            &s.x[last * e..(last + 1) * e],
+            as_slice(&self.weights.ln_f.weight),
+            as_slice(&self.weights.ln_f.bias),
+            c.layer_norm_epsilon,
+            h,
+        );
+        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte);
+        let table = matrix_slice(table);
+        let h = &*h;
+        let head_part = |rows: &[f32], out: &mut [f32]| {
+            for (row, logit) in rows.chunks_exact(e).zip(out) {
+                *logit = dot(row, h);
+            }
+        };
+        if self.threads <= 1 {
+            head_part(table, logits);
+        } else {
+            let per = logits.len().div_ceil(self.threads);
+            std::thread::scope(|scope| {
+                for (out, rows) in logits.chunks_mut(per).zip(table.chunks(per * e)) {
+                    scope.spawn(move || head_part(rows, out));
+                }
+            });
+        }
+    }
+}
+
+impl LanguageModel for Gpt2 {
+    type Error = Gpt2Error;
+
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    /// Runs `tokens` after the cached positions and writes the next
+    /// position's logits.
+    ///
+    /// # Errors
+    ///
+    /// [`Gpt2Error::EmptyInput`], [`Gpt2Error::TokenOutOfRange`],
+    /// [`Gpt2Error::ContextOverflow`] (more than `n_positions` in all) or
+    /// [`Gpt2Error::LogitsLength`]. The cache is untouched on error.
+    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<()> {
+        self.check(tokens, logits)?;
+        let mut last = 0;
+        for chunk in tokens.chunks(CHUNK) {
+            self.run_chunk(chunk);
+            last = chunk.len() - 1;
+        }
+        self.head(last, logits);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.len = 0;
+    }
+}
+
+fn apply(layer: &Linear, x: &[f32], y: &mut [f32], threads: usize) {
+    let n_in = layer.weight.ncols();
+    let (w, b) = (matrix_slice(&layer.weight), as_slice(&layer.bias));
+    if threads > 1 {
+        linear_threaded(x, w, b, y, n_in, threads);
+    } else {
+        linear(x, w, b, y, n_in);
+    }
+}
+
+fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// The weights are built in standard (row-major, contiguous) layout.
+fn matrix_slice(m: &Array2<f32>) -> &[f32] {
+    m.as_slice().unwrap_or_else(|| unreachable!("weights are stored row-major"))
+}
+
+fn as_slice(v: &ndarray::Array1<f32>) -> &[f32] {
+    v.as_slice().unwrap_or_else(|| unreachable!("weights are stored contiguously"))
+}
+
+/// One head's cache, `[n_positions, head_dim]`, as a flat slice.
+fn head_rows<'a>(view: ArrayView2<'a, f32>) -> &'a [f32] {
+    view.to_slice().unwrap_or_else(|| unreachable!("the cache is stored row-major"))
+}

@@ -1,0 +1,203 @@
+//! The command line, run as a process on the tiny parity model: the
+//! Generator reproduces transformers' greedy ids, streaming prints the same
+//! text, the demonstration renders, mistakes are reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gpt2::Tokenizer;
+use serde::Deserialize;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gpt2")).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    tiny_gpt2: Tiny,
+}
+
+#[derive(Deserialize)]
+struct Tiny {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(data().join("parity.json")).unwrap();
+    serde_json::from_str::<Fixture>(&text).unwrap().tiny_gpt2.cases
+}
+
+#[test]
+fn json_output_has_transformers_greedy_ids() {
+    let model = data().join("tiny-gpt2");
+    for case in cases().iter().take(3) {
+        let n = case.greedy_ids.len().to_string();
+        let args = [
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            &case.prompt,
+            "--greedy",
+            "--max-new-tokens",
+            &n,
+            "--ignore-eos",
+            "--json",
+        ];
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids = |key: &str| -> Vec<u32> {
+            json[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+        };
+        assert_eq!(ids("prompt_ids"), case.prompt_ids);
+        assert_eq!(ids("generated_ids"), case.greedy_ids);
+        let decoded = Tokenizer::gpt2().unwrap().decode(&case.greedy_ids).unwrap();
+        assert_eq!(json["text"], decoded.as_str());
+        assert_eq!(json["finish_reason"], "length");
+        assert_eq!(json["model"], model.to_str().unwrap());
+        assert!(json["tokens_per_second"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn streaming_prints_the_prompt_then_the_text_and_the_speed() {
+    let model = data().join("tiny-gpt2");
+    let case = &cases()[1];
+    let out = run(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        &case.prompt,
+        "--max-new-tokens",
+        "12",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let decoded = Tokenizer::gpt2().unwrap().decode(&case.greedy_ids[..12]).unwrap();
+    assert_eq!(text(&out.stdout), format!("{}{decoded}\n", case.prompt));
+    let err = text(&out.stderr);
+    assert!(err.contains("12 tokens in") && err.contains("tokens/s"), "{err}");
+}
+
+#[test]
+fn sampling_is_reproducible_from_the_seed() {
+    let model = data().join("tiny-gpt2");
+    let m = model.to_str().unwrap();
+    let args = |seed: &'static str| {
+        run(&[
+            "--model",
+            m,
+            "--temperature",
+            "1.5",
+            "--top-k",
+            "40",
+            "--top-p",
+            "0.95",
+            "--min-p",
+            "0.01",
+            "--repetition-penalty",
+            "1.3",
+            "--seed",
+            seed,
+            "--max-new-tokens",
+            "16",
+            "--json",
+        ])
+    };
+    let (a, b, c) = (args("7"), args("7"), args("8"));
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    let ids = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["generated_ids"].clone()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_ne!(ids(&a), ids(&c));
+}
+
+#[test]
+fn the_demonstration_shows_four_strategies_and_the_charts() {
+    let model = data().join("tiny-gpt2");
+    let out = run(&["--model", model.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for needle in [
+        "prompt: \"My favourite movie is\" = [\"My\", \"Ġfavourite\", \"Ġmovie\", \"Ġis\"] = [3666, 12507, 3807, 318]",
+        "greedy          │",
+        "temperature 0.7 │",
+        "top-k 50        │",
+        "top-p 0.92      │",
+        "temperature 1.5: divides the logits by 1.5",
+        "top-k 50: keeps the 50 most likely tokens and renormalises (kept 50 of 50257 tokens)",
+        "before",
+        "█",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    // The greedy line is transformers' greedy continuation.
+    let greedy = Tokenizer::gpt2().unwrap().decode(&cases()[0].greedy_ids[..3]).unwrap();
+    let line = stdout.lines().find(|l| l.starts_with("greedy")).unwrap();
+    assert!(line.contains(greedy.trim()), "{line} vs {greedy:?}");
+}
+
+#[test]
+fn mistakes_are_reported_with_an_exit_code() {
+    let out = run(&["--top-k"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--top-k needs a value"));
+
+    let out = run(&["--model", "/nonexistent/gpt2", "--greedy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--model /nonexistent/gpt2: no such directory"));
+
+    let model = data().join("tiny-gpt2");
+    let out = run(&["--model", model.to_str().unwrap(), "--top-p", "1.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("top_p"), "{}", text(&out.stderr));
+
+    // 128 positions: a long prompt overflows the context, named in the error.
+    let long = "word ".repeat(200);
+    let out = run(&["--model", model.to_str().unwrap(), "--prompt", &long, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("context overflow"), "{}", text(&out.stderr));
+
+    let out = run(&["--help"]);
+    assert!(out.status.success() && text(&out.stdout).contains("--repetition-penalty R"));
+}
+
+#[test]
+fn without_a_model_the_bundled_one_runs_with_a_note() {
+    let empty = std::env::temp_dir().join(format!("gpt2-cli-empty-hub-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gpt2"))
+        .args(["--max-new-tokens", "3", "--json"])
+        .env("HF_HUB_CACHE", &empty)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
+    let stderr = text(&out.stderr);
+    let bundled = gpt2::lookup::bundled_dir();
+    if gpt2::lookup::is_model_dir(&bundled) {
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("bundled model") && stderr.contains("--model DIR"), "{stderr}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["model"], bundled.to_str().unwrap());
+        assert_eq!(json["generated_ids"].as_array().unwrap().len(), 3);
+    } else {
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr.contains("no model found: pass --model DIR"), "{stderr}");
+    }
+}

@@ -1,0 +1,188 @@
+//! Parity with Hugging Face transformers on the fixtures written by
+//! `scripts/make_parity_fixtures.py`: last-position logits within 1e-4,
+//! identical greedy ids, and KV-cached runs bit-identical to uncached ones.
+
+use std::path::{Path, PathBuf};
+
+use decoding::LanguageModel;
+use gpt2::{Gpt2, Tokenizer};
+use safetensors::SafeTensors;
+use serde::Deserialize;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    tiny_gpt2: Tiny,
+    tiny_gpt2_saved: Saved,
+}
+
+#[derive(Deserialize)]
+struct Tiny {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+    greedy_top_logits: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct Saved {
+    prompt_ids: Vec<u32>,
+    last_logits: Vec<f32>,
+    greedy_ids: Vec<u32>,
+}
+
+fn fixture() -> Fixture {
+    let text = std::fs::read_to_string(data().join("parity.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn expected_logits(i: usize) -> Vec<f32> {
+    let bytes = std::fs::read(data().join("parity_logits.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let view = file.tensor(&format!("logits.{i}")).unwrap();
+    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+/// The first maximum, as torch's argmax picks it.
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Greedy decoding with the cache: the prompt once, then one token a step.
+/// Returns the ids and every step's logits.
+fn greedy_cached(model: &mut Gpt2, prompt: &[u32], steps: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    model.reset();
+    let mut logits = vec![0.0; model.vocab_size()];
+    model.forward(prompt, &mut logits).unwrap();
+    let (mut ids, mut rows) = (Vec::new(), Vec::new());
+    for _ in 0..steps {
+        let next = argmax(&logits);
+        rows.push(logits.clone());
+        ids.push(next);
+        if ids.len() < steps {
+            model.forward(&[next], &mut logits).unwrap();
+        }
+    }
+    (ids, rows)
+}
+
+#[test]
+fn tiny_gpt2_in_the_published_layout_matches_transformers() {
+    let fixture = fixture();
+    let mut model = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap();
+    assert_eq!(model.vocab_size(), 50257);
+    let tokenizer = Tokenizer::gpt2().unwrap();
+    assert!(fixture.tiny_gpt2.cases.len() >= 5);
+    for (i, case) in fixture.tiny_gpt2.cases.iter().enumerate() {
+        assert_eq!(tokenizer.encode(&case.prompt).unwrap(), case.prompt_ids, "{:?}", case.prompt);
+
+        model.reset();
+        let mut logits = vec![0.0; model.vocab_size()];
+        model.forward(&case.prompt_ids, &mut logits).unwrap();
+        let diff = max_abs_diff(&logits, &expected_logits(i));
+        assert!(diff < 1e-4, "prompt {i}: last-position logits differ by {diff}");
+
+        let steps = case.greedy_ids.len();
+        assert!(steps >= 32);
+        let (ids, rows) = greedy_cached(&mut model, &case.prompt_ids, steps);
+        assert_eq!(ids, case.greedy_ids, "prompt {i}: greedy ids");
+        for (step, (row, &top)) in rows.iter().zip(&case.greedy_top_logits).enumerate() {
+            let got = row[ids[step] as usize];
+            assert!((got - top).abs() < 1e-4, "prompt {i} step {step}: top logit {got} vs {top}");
+        }
+    }
+}
+
+#[test]
+fn cached_and_uncached_runs_are_bit_identical() {
+    let fixture = fixture();
+    let mut model = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap();
+    let case = &fixture.tiny_gpt2.cases[1];
+    let (ids, cached_rows) = greedy_cached(&mut model, &case.prompt_ids, 36);
+    let mut logits = vec![0.0; model.vocab_size()];
+    let mut sequence = case.prompt_ids.clone();
+    for (step, cached) in cached_rows.iter().enumerate() {
+        // The whole prefix again, from an empty cache.
+        model.reset();
+        model.forward(&sequence, &mut logits).unwrap();
+        assert_eq!(&logits, cached, "step {step}");
+        sequence.push(ids[step]);
+    }
+    // Longer than one prefill chunk, fed in uneven pieces.
+    model.reset();
+    model.forward(&sequence[..45], &mut logits).unwrap();
+    let mut pieces = logits.clone();
+    model.reset();
+    for part in sequence[..45].chunks(7) {
+        model.forward(part, &mut pieces).unwrap();
+    }
+    assert_eq!(logits, pieces);
+}
+
+#[test]
+fn threads_do_not_change_the_logits() {
+    let fixture = fixture();
+    let case = &fixture.tiny_gpt2.cases[0];
+    let mut one = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap();
+    let mut three = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap().with_threads(3);
+    let (ids_one, rows_one) = greedy_cached(&mut one, &case.prompt_ids, 8);
+    let (ids_three, rows_three) = greedy_cached(&mut three, &case.prompt_ids, 8);
+    assert_eq!(ids_one, ids_three);
+    assert_eq!(rows_one, rows_three);
+}
+
+#[test]
+fn save_pretrained_layout_matches_transformers() {
+    let fixture = fixture();
+    let saved = &fixture.tiny_gpt2_saved;
+    let mut model = Gpt2::from_dir(&data().join("tiny-gpt2-saved")).unwrap();
+    assert_eq!(model.vocab_size(), 1000);
+    assert!(model.config().scale_attn_by_inverse_layer_idx);
+    assert_eq!(model.config().n_inner, 40);
+    let mut logits = vec![0.0; model.vocab_size()];
+    model.forward(&saved.prompt_ids, &mut logits).unwrap();
+    let diff = max_abs_diff(&logits, &saved.last_logits);
+    assert!(diff < 1e-4, "logits differ by {diff}");
+    let (ids, _) = greedy_cached(&mut model, &saved.prompt_ids, saved.greedy_ids.len());
+    assert_eq!(ids, saved.greedy_ids);
+}
+
+#[test]
+fn the_generator_reproduces_transformers_greedy_ids_and_text() {
+    use decoding::sampler::Greedy;
+    use decoding::{FinishReason, GenerateOptions, Generator, Pipeline};
+
+    let fixture = fixture();
+    let mut model = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap();
+    let tokenizer = Tokenizer::gpt2().unwrap();
+    for case in &fixture.tiny_gpt2.cases {
+        let options = GenerateOptions::builder(case.greedy_ids.len())
+            .vocab_size(tokenizer.vocab_size())
+            .build()
+            .unwrap();
+        let mut generator = Generator::new(Pipeline::new(), Greedy::new(), options);
+        let out = generator.generate_text(&mut model, &tokenizer, &case.prompt_ids).unwrap();
+        assert_eq!(out.tokens, case.greedy_ids, "{:?}", case.prompt);
+        assert_eq!(out.finish_reason, FinishReason::Length);
+        assert_eq!(out.text.unwrap(), tokenizer.decode(&case.greedy_ids).unwrap());
+    }
+}
