@@ -68,6 +68,17 @@ pub enum Error {
     /// An `ndarray` view that is not laid out contiguously in memory.
     #[error("the logits view must be contiguous in standard (row-major) order")]
     NonContiguous,
+    /// A configuration document (a `generation_config.json` file, a request
+    /// body) could not be read or is not well-formed JSON. A value of the
+    /// wrong type or outside its range is an [`Error::InvalidParameter`]
+    /// naming the field instead.
+    #[error("cannot load {what}: {message}")]
+    Load {
+        /// What was being loaded: a path, or the kind of document.
+        what: String,
+        /// Why it failed, as the reader or the parser reports it.
+        message: String,
+    },
 }
 
 impl Error {

@@ -15,6 +15,9 @@
 //!   the survivors.
 //! - A portable seeded RNG ([`rng_from_seed`]) so a seed fixes the tokens
 //!   on every platform.
+//! - [`config`]: pipelines built from a model's `generation_config.json`
+//!   (exactly as transformers builds them), from OpenAI-style request
+//!   parameters, or as a llama.cpp-style chain.
 //!
 //! # Quick start
 //!
@@ -61,6 +64,7 @@ mod processor;
 mod rng;
 mod scores;
 
+pub mod config;
 pub mod processors;
 pub mod sampler;
 

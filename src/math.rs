@@ -1,8 +1,13 @@
 //! Numeric kernels shared by processors and samplers.
 //!
 //! Reductions are written over fixed-width lanes so that the compiler can
-//! vectorize them on the baseline target; each one documents its summation
-//! order, because the order decides the last bits of a result.
+//! vectorize them on the baseline target (SSE2 on x86-64, no
+//! `target-cpu=native`); each one documents its summation order, because the
+//! order decides the last bits of a result.
+//!
+//! Every softmax in the crate takes its exponentials from [`exp`], a
+//! branch-free polynomial that the compiler vectorizes, instead of the
+//! scalar `f32::exp` of the platform's libm.
 
 use std::cmp::Ordering;
 
@@ -27,6 +32,127 @@ pub(crate) fn max(row: &[f32]) -> f32 {
         }
     }
     m
+}
+
+/// The maximum of a row after checking it: one pass computes the maximum
+/// and a flag for NaN or `+inf`; only a flagged row is scanned again, to
+/// name the first offender. `-inf` for a row of `-inf` only.
+///
+/// # Errors
+///
+/// [`Error::EmptyRow`], or [`Error::InvalidLogit`] naming the first NaN or
+/// `+inf` entry (exactly as [`check_row`]).
+pub(crate) fn max_checked(row: &[f32]) -> Result<f32, Error> {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut bad = [0u32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for ((a, b), &x) in acc.iter_mut().zip(bad.iter_mut()).zip(chunk) {
+            *a = if x > *a { x } else { *a };
+            // False for NaN and +inf only.
+            *b |= u32::from(!(x <= f32::MAX));
+        }
+    }
+    let mut flagged = bad.iter().any(|&b| b != 0);
+    let mut m = f32::NEG_INFINITY;
+    for &x in acc.iter().chain(chunks.remainder()) {
+        flagged |= !(x <= f32::MAX);
+        if x > m {
+            m = x;
+        }
+    }
+    if flagged || row.is_empty() {
+        check_row(row)?;
+    }
+    Ok(m)
+}
+
+/// The first index holding exactly `x` (never a NaN), scanning 64 entries
+/// at a time with a vectorizable test and locating the hit only inside the
+/// chunk that has one.
+pub(crate) fn position_of(row: &[f32], x: f32) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let mut chunks = row.chunks_exact(CHUNK);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut hit = false;
+        for &y in chunk {
+            hit |= y == x;
+        }
+        if hit {
+            return chunk.iter().position(|&y| y == x).map(|i| c * CHUNK + i);
+        }
+    }
+    let base = row.len() - chunks.remainder().len();
+    chunks.remainder().iter().position(|&y| y == x).map(|i| base + i)
+}
+
+/// The highest entry that is not NaN and above `-inf`, and the lowest index
+/// holding it: a maximum pass, then a scan that stops at the first match.
+pub(crate) fn argmax(row: &[f32]) -> Option<(usize, f32)> {
+    let m = max(row);
+    if m == f32::NEG_INFINITY {
+        return None;
+    }
+    position_of(row, m).map(|i| (i, m))
+}
+
+/// The largest `|x|` over the entries above `-inf` (0 for none; NaN
+/// entries are ignored).
+pub(crate) fn max_abs_finite(row: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            let y = if x > f32::NEG_INFINITY { x.abs() } else { 0.0 };
+            *a = if y > *a { y } else { *a };
+        }
+    }
+    let mut m = 0.0f32;
+    for &x in acc.iter().chain(chunks.remainder()) {
+        let y = if x > f32::NEG_INFINITY { x.abs() } else { 0.0 };
+        if y > m {
+            m = y;
+        }
+    }
+    m
+}
+
+/// `e^x` in f32, accurate to 1 ulp over the whole normal range (checked
+/// against the correctly rounded value in the tests), with gradual
+/// underflow into the subnormals and `0` below about `-103.97` as libm's
+/// `expf`; `+inf` above about `88.72`, `0` for `-inf`, NaN for NaN.
+///
+/// Branch-free so that loops over it vectorize: `x = n·ln 2 + r` with `n`
+/// the nearest integer to `x·log2(e)` (the 1.5·2^23 rounding trick) and
+/// `|r| <= ln(2)/2` (`ln 2` split in two parts, so `n·ln2_hi` is exact);
+/// `e^r = 1 + r + r²·P(r)` with a degree-5 polynomial fitted for relative
+/// error (1.2e-9 on the interval, far below the f32 rounding); the result
+/// is scaled by `2^n` in two steps, `2^(n/2)` then `2^(n - n/2)`, so that
+/// neither factor leaves the normal range.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
+    const LN2_HI: f32 = 0.693_359_4; // 355 / 512
+    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
+    // Comparisons, not `max`/`min`, so that a NaN stays NaN.
+    let x = if x < -104.0 { -104.0 } else { x };
+    let x = if x > 89.0 { 89.0 } else { x };
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let nf = t - ROUND;
+    let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let r = x - nf * LN2_HI - nf * LN2_LO;
+    let p = 1.982_591_2e-4f32;
+    let p = p * r + 1.394_597_5e-3;
+    let p = p * r + 8.333_431e-3;
+    let p = p * r + 4.166_627e-2;
+    let p = p * r + 1.666_666_6e-1;
+    let p = p * r + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    let n1 = n >> 1;
+    let n2 = n - n1;
+    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    y * s1 * s2
 }
 
 /// Checks that no entry is NaN or `+inf`, naming the first offender.
@@ -63,25 +189,41 @@ fn first_invalid(chunk: &[f32], base: usize) -> Option<Error> {
         .map(|i| Error::InvalidLogit { index: base + i, value: chunk[i] })
 }
 
-/// `Σ exp(x - m)` over a row, exponentials in f32, accumulated in f64 lanes.
+/// Lanes of the exponential sums.
+const EXP_LANES: usize = 8;
+
+/// `Σ exp(x - m)` over a row ([`exp`] in f32, every term added in f64).
+///
+/// Summation order: 8 lanes; lane `j` accumulates the entries `j, j + 8,
+/// ...` in f64; the lanes are added in order, then the tail (fewer than 8
+/// entries) one by one. Each chunk's eight exponentials are computed into
+/// an f32 array before they are widened and added, which keeps the
+/// exponentials vectorized.
 pub(crate) fn sum_exp(row: &[f32], m: f32) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let mut chunks = row.chunks_exact(8);
+    let mut acc = [0.0f64; EXP_LANES];
+    let mut chunks = row.chunks_exact(EXP_LANES);
     for chunk in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(chunk) {
-            *a += f64::from((x - m).exp());
+        let mut w = [0.0f32; EXP_LANES];
+        for (w, &x) in w.iter_mut().zip(chunk) {
+            *w = exp(x - m);
+        }
+        for (a, &w) in acc.iter_mut().zip(&w) {
+            *a += f64::from(w);
         }
     }
-    let mut s: f64 = chunks.remainder().iter().map(|&x| f64::from((x - m).exp())).sum();
+    let mut total = 0.0f64;
     for a in acc {
-        s += a;
+        total += a;
     }
-    s
+    for &x in chunks.remainder() {
+        total += f64::from(exp(x - m));
+    }
+    total
 }
 
 /// `Σ exp(x_id - m)` over the listed ids, in list order, accumulated in f64.
 pub(crate) fn sum_exp_ids(row: &[f32], ids: &[TokenId], m: f32) -> f64 {
-    ids.iter().map(|&id| f64::from((row[id as usize] - m).exp())).sum()
+    ids.iter().map(|&id| f64::from(exp(row[id as usize] - m))).sum()
 }
 
 /// The softmax normalizer of the live scores: `(max, Σ exp(x - max))`.
@@ -115,7 +257,7 @@ pub(crate) fn softmax_entropy(scores: &Scores<'_>) -> Option<(Softmax, f64)> {
     scores.for_each_live(|_, x| {
         let d = x - m;
         if d > f32::NEG_INFINITY {
-            let w = f64::from(d.exp());
+            let w = f64::from(exp(d));
             z += w;
             s += w * f64::from(d);
         }
@@ -164,7 +306,7 @@ impl Softmax {
     /// `exp(x - max)`, the unnormalized probability (0 for `-inf`).
     #[inline]
     pub(crate) fn weight(&self, x: f32) -> f64 {
-        f64::from((x - self.max).exp())
+        f64::from(exp(x - self.max))
     }
 
     /// The probability of a token scoring `x`, rounded to f32.
@@ -251,6 +393,125 @@ pub(crate) fn top_n(scores: &Scores<'_>, n: usize, out: &mut Vec<Entry>) {
         }
     });
     out.sort_unstable_by(rank_desc);
+}
+
+/// The live tokens scoring at least `τ`, the `n`-th highest live score
+/// (so every token tied with it too), in no particular order; returns `τ`,
+/// which is `-inf` when fewer than `n` tokens are live (and then every live
+/// token is returned). `n` must be at least 1. `-inf` scores count as
+/// scores: they are returned when `τ = -inf`.
+///
+/// One pass with a running threshold: an `n`-entry min-heap of values holds
+/// the `n` highest scores seen so far, its root is the running threshold,
+/// and a token is kept as a candidate when it scores at least the threshold
+/// at the time it is seen; the candidates are compacted against the current
+/// threshold whenever they outgrow their bound. On a dense row the pass
+/// tests 16 scores at a time against the threshold with a vectorizable
+/// comparison and looks at single tokens only in the rare chunk that holds
+/// a candidate. Costs `O(V)` plus `O(n log n · log(V/n))` expected on
+/// unordered input. `heap` and `out` are scratch buffers, reused.
+pub(crate) fn top_candidates(
+    scores: &Scores<'_>,
+    n: usize,
+    heap: &mut Vec<f32>,
+    out: &mut Vec<Entry>,
+) -> f32 {
+    debug_assert!(n >= 1);
+    let mut sel = Selection { n, heap, out, threshold: f32::NEG_INFINITY, bound: (4 * n).max(256) };
+    sel.heap.clear();
+    sel.out.clear();
+    match scores.live_ids() {
+        Some(ids) => {
+            let values = scores.values();
+            for &id in ids {
+                sel.offer(values[id as usize], id);
+            }
+        }
+        None => {
+            let mut chunks = scores.values().chunks_exact(LANES);
+            let mut base = 0;
+            for chunk in &mut chunks {
+                let t = sel.threshold;
+                let mut hit = false;
+                for &x in chunk {
+                    hit |= x >= t;
+                }
+                if hit {
+                    for (i, &x) in chunk.iter().enumerate() {
+                        sel.offer(x, (base + i) as TokenId);
+                    }
+                }
+                base += LANES;
+            }
+            for (i, &x) in chunks.remainder().iter().enumerate() {
+                sel.offer(x, (base + i) as TokenId);
+            }
+        }
+    }
+    let threshold = sel.threshold;
+    sel.out.retain(|e| e.0 >= threshold);
+    threshold
+}
+
+/// The state of [`top_candidates`].
+struct Selection<'s> {
+    n: usize,
+    heap: &'s mut Vec<f32>,
+    out: &'s mut Vec<Entry>,
+    /// The `n`-th highest score so far (`-inf` until `n` were seen).
+    threshold: f32,
+    /// Candidates held before the next compaction.
+    bound: usize,
+}
+
+impl Selection<'_> {
+    #[inline]
+    fn offer(&mut self, x: f32, id: TokenId) {
+        if !(x >= self.threshold) {
+            return;
+        }
+        self.out.push((x, id));
+        let heap = &mut *self.heap;
+        if heap.len() < self.n {
+            heap.push(x);
+            if heap.len() == self.n {
+                for i in (0..self.n / 2).rev() {
+                    sift_down_min(heap, i);
+                }
+                self.threshold = heap[0];
+            }
+        } else if x > heap[0] {
+            heap[0] = x;
+            sift_down_min(heap, 0);
+            self.threshold = heap[0];
+        }
+        if self.out.len() > self.bound {
+            let t = self.threshold;
+            self.out.retain(|e| e.0 >= t);
+            // Many ties at the threshold survive a compaction: grow the
+            // bound so that compactions stay amortized O(1) per candidate.
+            self.bound = self.bound.max(2 * self.out.len());
+        }
+    }
+}
+
+/// Restores the min-heap order (a parent at most its children) below `i`.
+fn sift_down_min(heap: &mut [f32], mut i: usize) {
+    let n = heap.len();
+    loop {
+        let l = 2 * i + 1;
+        if l >= n {
+            return;
+        }
+        let r = l + 1;
+        let c = if r < n && heap[r] < heap[l] { r } else { l };
+        if heap[c] < heap[i] {
+            heap.swap(c, i);
+            i = c;
+        } else {
+            return;
+        }
+    }
 }
 
 /// Restores, below `i`, the heap order in which a parent ranks after (or
@@ -398,6 +659,166 @@ mod tests {
     use super::*;
 
     const NEG: f32 = f32::NEG_INFINITY;
+
+    /// Distance in units in the last place between two non-negative floats.
+    fn ulps(a: f32, b: f32) -> u32 {
+        a.to_bits().abs_diff(b.to_bits())
+    }
+
+    #[test]
+    fn exp_is_within_one_ulp_of_the_correctly_rounded_value() {
+        // Every 97th float of [-104, 89), against e^x in f64 rounded once.
+        let mut worst = 0;
+        for x in (0..u32::MAX / 97).map(|i| f32::from_bits(i * 97)) {
+            for x in [x, -x] {
+                if !(-104.0..89.0).contains(&x) {
+                    continue;
+                }
+                let want = f64::from(x).exp() as f32;
+                let got = exp(x);
+                if want >= f32::MIN_POSITIVE && want.is_finite() {
+                    worst = worst.max(ulps(got, want));
+                } else {
+                    // Gradual underflow: within one step of the subnormal grid.
+                    assert!(ulps(got, want) <= 1, "exp({x}) = {got}, want {want}");
+                }
+            }
+        }
+        assert!(worst <= 1, "{worst} ulp");
+    }
+
+    #[test]
+    fn exp_special_values() {
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-0.0), 1.0);
+        assert_eq!(exp(NEG), 0.0);
+        assert_eq!(exp(-104.0), 0.0);
+        assert_eq!(exp(-1e30), 0.0);
+        assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp(89.0), f32::INFINITY);
+        assert!(exp(f32::NAN).is_nan());
+        // The largest finite result and the smallest subnormal one.
+        assert!(exp(88.72).is_finite() && exp(88.73) == f32::INFINITY);
+        assert!(exp(-103.9) > 0.0 && exp(-103.9) < f32::MIN_POSITIVE);
+    }
+
+    #[test]
+    fn sum_exp_matches_an_f64_reference() {
+        for n in [0usize, 1, 7, 8, 9, 1000, 50_257] {
+            let row: Vec<f32> = (0..n).map(|i| ((i * 7919 % 1013) as f32 - 900.0) / 37.0).collect();
+            let m = max(&row);
+            let want: f64 = row.iter().map(|&x| (f64::from(x) - f64::from(m)).exp()).sum();
+            let got = sum_exp(&row, m);
+            assert!((got - want).abs() <= 1e-6 * want, "n = {n}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn max_checked_finds_the_maximum_and_the_first_offender() {
+        for n in [1usize, 15, 16, 17, 100, 1000] {
+            let mut row: Vec<f32> = (0..n).map(|i| (i * 37 % 101) as f32 - 50.0).collect();
+            let want = row.iter().copied().fold(NEG, f32::max);
+            assert_eq!(max_checked(&row), Ok(want));
+            for bad in [f32::NAN, f32::INFINITY] {
+                for at in [0, n / 2, n - 1] {
+                    row[at] = bad;
+                    if at + 1 < n {
+                        row[n - 1] = f32::NAN; // a later offender is not reported
+                    }
+                    assert!(
+                        matches!(max_checked(&row), Err(Error::InvalidLogit { index, .. }) if index == at),
+                        "n = {n}, at = {at}"
+                    );
+                    row = (0..n).map(|i| (i * 37 % 101) as f32 - 50.0).collect();
+                }
+            }
+        }
+        assert_eq!(max_checked(&[]), Err(Error::EmptyRow));
+        assert_eq!(max_checked(&[NEG; 40]), Ok(NEG));
+        assert_eq!(max_checked(&[NEG, -3e38, NEG]), Ok(-3e38));
+    }
+
+    #[test]
+    fn argmax_returns_the_lowest_index_of_the_maximum() {
+        for n in [1usize, 63, 64, 65, 200, 5000] {
+            for at in [0, n / 3, n - 1] {
+                let mut row: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
+                row[at] = 100.0;
+                row[n - 1] = 100.0; // a later tie
+                assert_eq!(argmax(&row), Some((at, 100.0)), "n = {n}, at = {at}");
+                row[at] = f32::NAN; // NaN is skipped, never chosen
+                let mut want: Option<(usize, f32)> = None;
+                for (i, &x) in row.iter().enumerate() {
+                    if x > want.map_or(NEG, |w| w.1) {
+                        want = Some((i, x));
+                    }
+                }
+                assert_eq!(argmax(&row), want, "n = {n}, NaN at {at}");
+            }
+        }
+        assert_eq!(argmax(&[NEG, NEG]), None);
+        assert_eq!(argmax(&[]), None);
+        assert_eq!(position_of(&[1.0, 2.0, 2.0], 2.0), Some(1));
+        assert_eq!(position_of(&[1.0, 2.0], 3.0), None);
+    }
+
+    #[test]
+    fn max_abs_finite_ignores_masks() {
+        assert_eq!(max_abs_finite(&[NEG, -5.0, 3.0]), 5.0);
+        assert_eq!(max_abs_finite(&[NEG; 33]), 0.0);
+        let mut row = vec![1.0f32; 100];
+        row[77] = -3e38;
+        row[78] = NEG;
+        assert_eq!(max_abs_finite(&row), 3e38);
+    }
+
+    /// The naive top candidates: the `n`-th highest live score and every
+    /// live token at or above it (all live tokens when fewer than `n`).
+    fn naive_candidates(values: &[f32], live: &[TokenId], n: usize) -> (f32, Vec<TokenId>) {
+        let mut xs: Vec<f32> = live.iter().map(|&id| values[id as usize]).collect();
+        xs.sort_by(|a, b| b.total_cmp(a));
+        let t = if xs.len() >= n { xs[n - 1] } else { NEG };
+        let mut ids: Vec<TokenId> =
+            live.iter().copied().filter(|&id| values[id as usize] >= t).collect();
+        ids.sort_unstable();
+        (t, ids)
+    }
+
+    #[test]
+    fn top_candidates_matches_a_full_sort() {
+        let rows: Vec<Vec<f32>> = vec![
+            (0..5000).map(|i| ((i * 7919 % 4999) as f32 * 0.013).sin() * 9.0).collect(),
+            (0..3000).map(|i| (i % 7) as f32).collect(), // heavy ties at every level
+            (0..2000).map(|i| i as f32).collect(),       // increasing: many compactions
+            (0..2000).map(|i| -(i as f32)).collect(),    // decreasing
+            vec![1.5; 4000],                             // one tie across the row
+            (0..300).map(|i| if i % 3 == 0 { NEG } else { (i % 11) as f32 }).collect(),
+            vec![NEG; 50],
+            vec![2.0; 5],
+        ];
+        let mut heap = Vec::new();
+        let mut out = Vec::new();
+        for row in &rows {
+            let mut values = row.clone();
+            let all: Vec<TokenId> = (0..values.len() as TokenId).collect();
+            let some: Vec<TokenId> = all.iter().copied().filter(|id| id % 5 != 1).collect();
+            for n in [1usize, 2, 7, 50, 256, 4000, 10_000] {
+                let mut live = Vec::new();
+                let mut scores = Scores::new(&mut values, &mut live);
+                let t = top_candidates(&scores, n, &mut heap, &mut out);
+                let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
+                got.sort_unstable();
+                assert_eq!((t, got), naive_candidates(row, &all, n), "dense, n = {n}");
+                assert!(out.iter().all(|e| e.0 == row[e.1 as usize]));
+
+                scores.set_live(some.iter().copied(), false);
+                let t = top_candidates(&scores, n, &mut heap, &mut out);
+                let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
+                got.sort_unstable();
+                assert_eq!((t, got), naive_candidates(row, &some, n), "live set, n = {n}");
+            }
+        }
+    }
 
     #[test]
     fn entropy_of_uniform_and_of_a_point_mass() {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ndarray::{ArrayView2, ArrayViewMut1};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1};
 
 use crate::{Context, Error, LogitsProcessor, Sampled, Sampler, Scores, TokenId};
 
@@ -120,6 +120,10 @@ impl Pipeline {
     /// Stages are *not* told the chosen token; call [`Pipeline::accept`]
     /// once the token is committed to the sequence.
     ///
+    /// With no stage, the row reaches the sampler untouched, and the
+    /// sampler's own check (every [`Sampler`] reports an empty row and NaN or
+    /// `+inf` scores) is the only one: the row is not read twice.
+    ///
     /// # Errors
     ///
     /// As [`Pipeline::process`], plus the sampler's errors
@@ -131,10 +135,73 @@ impl Pipeline {
         sampler: &mut dyn Sampler,
         rng: &mut dyn rand::Rng,
     ) -> Result<Sampled, Error> {
-        let mut scores = Scores::new(logits, &mut self.live);
-        scores.check_finite()?;
-        run_stages(&mut self.stages, ctx, &mut scores)?;
+        let scores = self.run(ctx, logits)?;
         sampler.sample(&scores, rng)
+    }
+
+    /// [`Pipeline::sample`] without the log-probability: the same token
+    /// from the same random state ([`Sampler::sample_token`]), for the
+    /// loops that do not report it. With [`Greedy`](crate::sampler::Greedy)
+    /// this saves a pass of exponentials over the row.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::sample`].
+    ///
+    /// ```
+    /// use decoding::sampler::Greedy;
+    /// use decoding::{rng_from_seed, Context, Pipeline};
+    ///
+    /// let mut logits = vec![0.5, 2.0, -1.0, 2.0];
+    /// let token = Pipeline::new().sample_token(
+    ///     &Context::empty(),
+    ///     &mut logits,
+    ///     &mut Greedy::new(),
+    ///     &mut rng_from_seed(0),
+    /// )?;
+    /// assert_eq!(token, 1);
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn sample_token(
+        &mut self,
+        ctx: &Context<'_>,
+        logits: &mut [f32],
+        sampler: &mut dyn Sampler,
+        rng: &mut dyn rand::Rng,
+    ) -> Result<TokenId, Error> {
+        let scores = self.run(ctx, logits)?;
+        sampler.sample_token(&scores, rng)
+    }
+
+    /// The processed scores of a row: the input check (left to the sampler
+    /// when there is no stage), then every stage.
+    fn run<'s>(&'s mut self, ctx: &Context<'_>, logits: &'s mut [f32]) -> Result<Scores<'s>, Error> {
+        let mut scores = Scores::new(logits, &mut self.live);
+        if !self.stages.is_empty() {
+            scores.check_finite()?;
+            run_stages(&mut self.stages, ctx, &mut scores)?;
+        }
+        Ok(scores)
+    }
+
+    /// [`Pipeline::sample`] on a copy of one row of a batch (the copy goes
+    /// to a buffer the pipeline keeps, so the batch is only read).
+    fn sample_view(
+        &mut self,
+        ctx: &Context<'_>,
+        view: ArrayView1<'_, f32>,
+        sampler: &mut dyn Sampler,
+        rng: &mut dyn rand::Rng,
+    ) -> Result<Sampled, Error> {
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        match view.as_slice() {
+            Some(s) => row.extend_from_slice(s),
+            None => row.extend(view.iter().copied()),
+        }
+        let result = self.sample(ctx, &mut row, sampler, rng);
+        self.row = row;
+        result
     }
 
     /// Samples one token for every row of a batch: row `i` is processed with
@@ -184,20 +251,100 @@ impl Pipeline {
             return Err(Error::BatchSizeMismatch { rows, what: "rngs", actual: rngs.len() });
         }
         out.clear();
-        let mut row = std::mem::take(&mut self.row);
-        let result = (|| {
-            for ((ctx, view), rng) in contexts.iter().zip(logits.rows()).zip(rngs.iter_mut()) {
-                row.clear();
-                match view.as_slice() {
-                    Some(s) => row.extend_from_slice(s),
-                    None => row.extend(view.iter().copied()),
-                }
-                out.push(self.sample(ctx, &mut row, sampler, rng)?);
+        for ((ctx, view), rng) in contexts.iter().zip(logits.rows()).zip(rngs.iter_mut()) {
+            out.push(self.sample_view(ctx, view, sampler, rng)?);
+        }
+        Ok(())
+    }
+
+    /// Samples every row of a batch in parallel (with `rayon`), each row
+    /// with its own pipeline and sampler: row `i` is processed by
+    /// `pipelines[i]` with history `contexts[i]` and drawn by `samplers[i]`
+    /// with `rngs[i]`, exactly as `pipelines[i].sample(...)` would on that
+    /// row alone, so the results do not depend on the number of threads or
+    /// on scheduling. The results are written to `out` (cleared first), in
+    /// row order. One pipeline per row suits stateful stages too, and
+    /// pipelines of stateless stages built alike give the same tokens as
+    /// [`Pipeline::sample_batch`] with one of them.
+    ///
+    /// Only with the `rayon` feature.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BatchSizeMismatch`] when `pipelines`, `contexts`, `samplers`
+    /// or `rngs` does not have one entry per row. Otherwise the error of the
+    /// lowest failing row; `out` then holds the rows before it. (Rows after
+    /// it may have been sampled, and their random states advanced.)
+    ///
+    /// ```
+    /// use decoding::processors::Temperature;
+    /// use decoding::sampler::Categorical;
+    /// use decoding::{rng_from_seed, Context, Pipeline};
+    ///
+    /// let logits = ndarray::Array2::from_shape_fn((3, 100), |(r, c)| ((r * 7 + c) % 13) as f32);
+    /// let contexts = [Context::empty(); 3];
+    /// let mut pipelines: Vec<_> =
+    ///     (0..3).map(|_| Pipeline::new().with(Temperature::new(0.7).unwrap())).collect();
+    /// let mut samplers = vec![Categorical::new(); 3];
+    /// let mut rngs: Vec<_> = (0..3).map(rng_from_seed).collect();
+    /// let mut out = Vec::new();
+    /// Pipeline::sample_batch_par(
+    ///     &mut pipelines, &contexts, logits.view(), &mut samplers, &mut rngs, &mut out,
+    /// )?;
+    /// assert_eq!(out.len(), 3);
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    #[cfg(feature = "rayon")]
+    pub fn sample_batch_par<S, R>(
+        pipelines: &mut [Pipeline],
+        contexts: &[Context<'_>],
+        logits: ArrayView2<'_, f32>,
+        samplers: &mut [S],
+        rngs: &mut [R],
+        out: &mut Vec<Sampled>,
+    ) -> Result<(), Error>
+    where
+        S: Sampler + Send,
+        R: rand::Rng + Send,
+    {
+        use rayon::prelude::*;
+
+        let rows = logits.nrows();
+        for (what, actual) in [
+            ("pipelines", pipelines.len()),
+            ("contexts", contexts.len()),
+            ("samplers", samplers.len()),
+            ("rngs", rngs.len()),
+        ] {
+            if actual != rows {
+                return Err(Error::BatchSizeMismatch { rows, what, actual });
             }
-            Ok(())
-        })();
-        self.row = row;
-        result
+        }
+        out.clear();
+        out.resize(rows, Sampled { token: 0, logprob: 0.0 });
+        let failed = out
+            .par_iter_mut()
+            .zip(pipelines.par_iter_mut())
+            .zip(samplers.par_iter_mut())
+            .zip(rngs.par_iter_mut())
+            .enumerate()
+            .filter_map(|(i, (((slot, pipeline), sampler), rng))| {
+                match pipeline.sample_view(&contexts[i], logits.row(i), sampler, rng) {
+                    Ok(sampled) => {
+                        *slot = sampled;
+                        None
+                    }
+                    Err(e) => Some((i, e)),
+                }
+            })
+            .min_by_key(|(i, _)| *i);
+        match failed {
+            Some((i, e)) => {
+                out.truncate(i);
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Tells every stage which token was chosen.
@@ -283,6 +430,7 @@ mod tests {
     use crate::processors::{Temperature, TopK};
     use crate::rng_from_seed;
     use crate::sampler::{Categorical, Greedy};
+    use crate::Sampler;
 
     const NEG: f32 = f32::NEG_INFINITY;
 
@@ -308,6 +456,55 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::InvalidLogit { index: 2, .. }));
         assert_eq!(p.process(&Context::empty(), &mut []), Err(Error::EmptyRow));
+    }
+
+    #[test]
+    fn without_stages_the_sampler_check_reports_bad_rows() {
+        // No stage: the pipeline leaves the check to the sampler, which
+        // reports the same errors, for both entry points.
+        let mut p = Pipeline::new();
+        let ctx = Context::empty();
+        let mut rng = rng_from_seed(0);
+        for sampler in [&mut Greedy::new() as &mut dyn Sampler, &mut Categorical::new()] {
+            let mut row = vec![0.0; 100];
+            row[70] = f32::NAN;
+            row[90] = f32::INFINITY;
+            let err = p.sample(&ctx, &mut row, sampler, &mut rng).unwrap_err();
+            assert!(matches!(err, Error::InvalidLogit { index: 70, .. }), "{err:?}");
+            let err = p.sample_token(&ctx, &mut row, sampler, &mut rng).unwrap_err();
+            assert!(matches!(err, Error::InvalidLogit { index: 70, .. }), "{err:?}");
+            assert_eq!(p.sample(&ctx, &mut [], sampler, &mut rng), Err(Error::EmptyRow));
+            assert_eq!(p.sample_token(&ctx, &mut [], sampler, &mut rng), Err(Error::EmptyRow));
+        }
+    }
+
+    #[test]
+    fn sample_token_is_the_token_of_sample() {
+        let row: Vec<f32> = (0..3000).map(|i| ((i * 7919 % 3001) as f32 * 0.01).sin() * 5.0).collect();
+        let ctx = Context::empty();
+        let pipelines = || {
+            [
+                Pipeline::new(),
+                Pipeline::new().with(Temperature::new(0.7).unwrap()),
+                Pipeline::new().with(TopK::new(40).unwrap()).with(Temperature::new(1.3).unwrap()),
+            ]
+        };
+        for (mut a, mut b) in pipelines().into_iter().zip(pipelines()) {
+            for greedy in [true, false] {
+                let (mut sa, mut sb): (Box<dyn Sampler>, Box<dyn Sampler>) = if greedy {
+                    (Box::new(Greedy::new()), Box::new(Greedy::new()))
+                } else {
+                    (Box::new(Categorical::new()), Box::new(Categorical::new()))
+                };
+                let (mut ra, mut rb) = (rng_from_seed(3), rng_from_seed(3));
+                for _ in 0..50 {
+                    let (mut x, mut y) = (row.clone(), row.clone());
+                    let full = a.sample(&ctx, &mut x, &mut sa, &mut ra).unwrap();
+                    let token = b.sample_token(&ctx, &mut y, &mut sb, &mut rb).unwrap();
+                    assert_eq!(full.token, token, "{a}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -389,6 +586,115 @@ mod batch_tests {
         p.sample_batch(&contexts, logits.view(), &mut sampler, &mut rngs_a, &mut out).unwrap();
         p.sample_batch(&contexts, t.t(), &mut sampler, &mut rngs_b, &mut out_b).unwrap();
         assert_eq!(out, out_b);
+    }
+
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn parallel_batch_rows_equal_single_row_runs_with_the_same_seeds() {
+        use crate::processors::{TopK, TopP};
+        use crate::sampler::Greedy;
+
+        const ROWS: usize = 13;
+        let logits = ndarray::Array2::from_shape_fn((ROWS, 5000), |(r, c)| {
+            (((r * 31 + c * 7919) % 1009) as f32 * 0.37).sin() * 6.0
+        });
+        let history: Vec<TokenId> = vec![5, 9, 5];
+        let contexts = [Context::new(&history, 1).unwrap(); ROWS];
+        let make = || {
+            Pipeline::new()
+                .with(Temperature::new(0.8).unwrap())
+                .with(TopK::new(200).unwrap())
+                .with(TopP::new(0.9).unwrap())
+        };
+        let mut pipelines: Vec<Pipeline> = (0..ROWS).map(|_| make()).collect();
+        let mut samplers = vec![Categorical::new(); ROWS];
+        let mut rngs: Vec<_> = (0..ROWS as u64).map(rng_from_seed).collect();
+        let mut single = make();
+        let mut shared = make();
+        let mut single_rngs: Vec<_> = (0..ROWS as u64).map(rng_from_seed).collect();
+        let mut shared_rngs: Vec<_> = (0..ROWS as u64).map(rng_from_seed).collect();
+        let (mut out, mut shared_out) = (Vec::new(), Vec::new());
+        for _ in 0..10 {
+            Pipeline::sample_batch_par(
+                &mut pipelines,
+                &contexts,
+                logits.view(),
+                &mut samplers,
+                &mut rngs,
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(out.len(), ROWS);
+            shared
+                .sample_batch(
+                    &contexts,
+                    logits.view(),
+                    &mut Categorical::new(),
+                    &mut shared_rngs,
+                    &mut shared_out,
+                )
+                .unwrap();
+            assert_eq!(out, shared_out);
+            for (r, got) in out.iter().enumerate() {
+                let mut row = logits.row(r).to_vec();
+                let want = single
+                    .sample(&contexts[r], &mut row, &mut Categorical::new(), &mut single_rngs[r])
+                    .unwrap();
+                assert_eq!(*got, want, "row {r}");
+            }
+        }
+        // Greedy rows in a column-major batch.
+        let t = logits.t().to_owned();
+        let mut greedy = vec![Greedy::new(); ROWS];
+        Pipeline::sample_batch_par(
+            &mut pipelines,
+            &contexts,
+            t.t(),
+            &mut greedy,
+            &mut rngs,
+            &mut out,
+        )
+        .unwrap();
+        for (r, got) in out.iter().enumerate() {
+            let row = logits.row(r);
+            let best = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(row[got.token as usize], best);
+        }
+    }
+
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn parallel_batch_reports_the_lowest_failing_row() {
+        let mut logits = ndarray::Array2::<f32>::zeros((6, 40));
+        logits[[4, 3]] = f32::NAN;
+        logits[[2, 7]] = f32::INFINITY;
+        let contexts = [Context::empty(); 6];
+        let mut pipelines: Vec<Pipeline> =
+            (0..6).map(|_| Pipeline::new().with(Temperature::new(0.5).unwrap())).collect();
+        let mut samplers = vec![Categorical::new(); 6];
+        let mut rngs: Vec<_> = (0..6).map(rng_from_seed).collect();
+        let mut out = Vec::new();
+        let err = Pipeline::sample_batch_par(
+            &mut pipelines,
+            &contexts,
+            logits.view(),
+            &mut samplers,
+            &mut rngs,
+            &mut out,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidLogit { index: 7, .. }), "{err:?}");
+        assert_eq!(out.len(), 2);
+        let err = Pipeline::sample_batch_par(
+            &mut pipelines[..5],
+            &contexts,
+            logits.view(),
+            &mut samplers,
+            &mut rngs,
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(err, Error::BatchSizeMismatch { rows: 6, what: "pipelines", actual: 5 });
     }
 
     #[test]

@@ -240,6 +240,9 @@ impl<'a> Scores<'a> {
     ///
     /// NaN scores are skipped; rows are validated before processing.
     pub fn argmax(&self) -> Option<(TokenId, f32)> {
+        if !self.truncated {
+            return crate::math::argmax(self.values).map(|(i, x)| (i as TokenId, x));
+        }
         let mut best: Option<(TokenId, f32)> = None;
         self.for_each_live(|id, x| {
             if x > f32::NEG_INFINITY {
@@ -263,6 +266,33 @@ impl<'a> Scores<'a> {
         } else {
             crate::math::max(self.values)
         }
+    }
+
+    /// The maximum live score (`-inf` when none is finite), checking in the
+    /// same pass that no live score is NaN or `+inf`: what a sampler needs
+    /// first, for the price of the maximum alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scores::check_finite`].
+    pub(crate) fn checked_max(&self) -> Result<f32, Error> {
+        if !self.truncated {
+            return crate::math::max_checked(self.values);
+        }
+        if self.values.is_empty() {
+            return Err(Error::EmptyRow);
+        }
+        let mut m = f32::NEG_INFINITY;
+        let mut flagged = false;
+        for &id in self.live.iter() {
+            let x = self.values[id as usize];
+            flagged |= !(x <= f32::MAX);
+            m = if x > m { x } else { m };
+        }
+        if flagged {
+            self.check_finite()?;
+        }
+        Ok(m)
     }
 
     /// Checks that no live score is NaN or `+inf`.

@@ -220,14 +220,20 @@ impl Sequence {
             }
         }
         processor.process(&ctx, &mut scores).map_err(decoding)?;
-        let sampled = sampler.sample(&scores, &mut self.rng).map_err(decoding)?;
-        let token = sampled.token;
+        // The processed log-probability only when it is reported: greedy's
+        // costs a pass of exponentials over the row.
+        let (token, processed) = if options.wants_processed() {
+            let sampled = sampler.sample(&scores, &mut self.rng).map_err(decoding)?;
+            (sampled.token, Some(sampled.logprob))
+        } else {
+            (sampler.sample_token(&scores, &mut self.rng).map_err(decoding)?, None)
+        };
 
         let mut record = None;
         if options.logprobs().is_some() {
             let mut r = TokenLogprobs { token, ..TokenLogprobs::default() };
             if options.wants_processed() {
-                r.processed = Some(sampled.logprob);
+                r.processed = processed;
                 if top_n > 0 {
                     let norm = processed_normalizer(&scores);
                     r.processed_top = self.top.select(top_n, norm, |offer| {
@@ -268,7 +274,7 @@ impl Sequence {
         let seqs = options.stop_sequences();
         let strings = options.stop_strings();
         let mut cut = None;
-        let finish = if is_eos {
+        let mut finish = if is_eos {
             Some(FinishReason::Eos { token })
         } else if let Some((index, start)) = stop::match_sequence(self.generated(), seqs) {
             cut = Some(self.text.token_start(start));
@@ -293,8 +299,21 @@ impl Sequence {
                     at
                 }
                 (Some(_), None) => {
+                    let before = self.text.len();
                     self.text.flush();
-                    self.text.len()
+                    // The U+FFFD of an incomplete character flushed at the
+                    // end can complete a stop string: it is cut too, and it
+                    // ends the run in place of the length limit.
+                    match stop::find_string(self.text.as_str(), before, strings) {
+                        Some((start, index)) => {
+                            self.text.truncate(start);
+                            if finish == Some(FinishReason::Length) {
+                                finish = Some(FinishReason::StopString { index });
+                            }
+                            start
+                        }
+                        None => self.text.len(),
+                    }
                 }
                 (None, _) => {
                     let mut upto =

@@ -3,7 +3,7 @@
 //! | type | what it does | Hugging Face transformers |
 //! |---|---|---|
 //! | [`Temperature`] | `x / T`; `T = 0` keeps only the maximum | `TemperatureLogitsWarper` |
-//! | [`TopK`] | keeps the `k` best (ties with the k-th kept) | `TopKLogitsWarper` |
+//! | [`TopK`] | keeps the `k` best (ties with the k-th kept; [`TopK::exact`]: exactly `k`) | `TopKLogitsWarper` |
 //! | [`TopP`] | keeps the smallest set reaching mass `p` | `TopPLogitsWarper` |
 //! | [`MinP`] | keeps `p >= min_p · p_max` | `MinPLogitsWarper` |
 //! | [`Typical`] | locally typical sampling | `TypicalLogitsWarper` |
@@ -13,12 +13,14 @@
 //! | [`Argmax`] | keeps only the maximum | (`do_sample=False`) |
 //! | [`RepetitionPenalty`] | divides positive, multiplies negative scores of seen tokens | `RepetitionPenaltyLogitsProcessor` |
 //! | [`PresenceFrequencyPenalty`] | OpenAI presence and frequency penalties | (none; vLLM, OpenAI) |
+//! | [`WindowedPenalties`] | repetition, frequency and presence over the last `n` tokens | (none; llama.cpp) |
 //! | [`LogitBias`] | adds a bias per token | `SequenceBiasLogitsProcessor` (1-token sequences) |
 //! | [`SequenceBias`] | biases a token after a given prefix | `SequenceBiasLogitsProcessor` |
 //! | [`NoRepeatNGram`] | bans tokens that would repeat an n-gram | `NoRepeatNGramLogitsProcessor` |
 //! | [`BadWords`] | bans token sequences | `NoBadWordsLogitsProcessor` |
 //! | [`SuppressTokens`] | bans tokens always | `SuppressTokensLogitsProcessor` |
 //! | [`SuppressTokensAtBegin`] | bans tokens at the first generated position | `SuppressTokensAtBeginLogitsProcessor` |
+//! | [`MinLength`] | bans EOS until the sequence is long enough | `MinLengthLogitsProcessor` |
 //! | [`MinNewTokens`] | bans EOS until enough tokens are generated | `MinNewTokensLengthLogitsProcessor` |
 //! | [`LogSoftmax`] | renormalizes to log-probabilities | `LogitNormalization` |
 
@@ -28,6 +30,7 @@ mod epsilon_cutoff;
 mod eta_cutoff;
 mod log_softmax;
 mod logit_bias;
+mod min_length;
 mod min_new_tokens;
 mod min_p;
 mod no_repeat_ngram;
@@ -41,6 +44,7 @@ mod top_h;
 mod top_k;
 mod top_p;
 mod typical;
+mod windowed_penalties;
 
 pub use self::argmax::Argmax;
 pub use self::bad_words::BadWords;
@@ -48,6 +52,7 @@ pub use self::epsilon_cutoff::EpsilonCutoff;
 pub use self::eta_cutoff::EtaCutoff;
 pub use self::log_softmax::LogSoftmax;
 pub use self::logit_bias::LogitBias;
+pub use self::min_length::MinLength;
 pub use self::min_new_tokens::MinNewTokens;
 pub use self::min_p::MinP;
 pub use self::no_repeat_ngram::NoRepeatNGram;
@@ -61,3 +66,4 @@ pub use self::top_h::TopH;
 pub use self::top_k::TopK;
 pub use self::top_p::TopP;
 pub use self::typical::Typical;
+pub use self::windowed_penalties::WindowedPenalties;

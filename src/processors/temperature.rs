@@ -73,12 +73,18 @@ impl LogitsProcessor for Temperature {
         if t < 1.0 {
             // x / t overflows iff |x| > t * f32::MAX.
             let limit = t * f32::MAX;
-            let mut max_abs = 0.0f32;
-            scores.for_each_live(|_, x| {
-                if x > f32::NEG_INFINITY {
-                    max_abs = max_abs.max(x.abs());
+            let max_abs = match scores.live_ids() {
+                None => crate::math::max_abs_finite(scores.values()),
+                Some(_) => {
+                    let mut max_abs = 0.0f32;
+                    scores.for_each_live(|_, x| {
+                        if x > f32::NEG_INFINITY {
+                            max_abs = max_abs.max(x.abs());
+                        }
+                    });
+                    max_abs
                 }
-            });
+            };
             if max_abs > limit {
                 let m = scores.max();
                 scores.scale_live(|x| (x - m) / t);

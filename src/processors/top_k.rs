@@ -1,5 +1,6 @@
 //! Top-k truncation.
 
+use crate::math::{Entry, top_candidates};
 use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 
 /// Keeps the `k` highest-scoring live tokens, **and every token tied with
@@ -10,7 +11,18 @@ use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 /// `k_eff`-th largest score of the row (counting removed tokens as `-inf`);
 /// tokens scoring below it are removed. When fewer than `k_eff` tokens are
 /// live, nothing changes. llama.cpp, candle and llm-samplers keep exactly
-/// `k` and break ties arbitrarily; this crate follows transformers.
+/// `k` and break ties arbitrarily; this crate follows transformers unless
+/// [`TopK::exact`] asks for exactly `k`.
+///
+/// # Exactly k
+///
+/// [`TopK::exact`] keeps exactly `k_eff` tokens (llama.cpp's top-k, with a
+/// documented tie break instead of an arbitrary one): every token scoring
+/// above the `k_eff`-th score, then, among the tokens tied *at* that score,
+/// the **lowest ids** until `k_eff` tokens are kept. So exact top-1 keeps
+/// the token [`Greedy`](crate::sampler::Greedy) would choose. As in the
+/// default mode, nothing changes when at most `k_eff` tokens are live or
+/// fewer than `k_eff` are finite.
 ///
 /// The survivors become the live set, sorted (score descending, higher id
 /// first among ties), so that a following top-p needs no sort.
@@ -22,9 +34,12 @@ use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 ///
 /// # Performance
 ///
-/// One pass over the live scores with a `k`-entry min-heap (`O(V log k)`
-/// worst case, `O(V)` typical), one pass to collect the survivors, and a
-/// sort of the survivors only. No allocation once the buffers have grown.
+/// One pass over the live scores that collects the survivors as it goes: a
+/// `k`-entry min-heap holds the running threshold, and on a full row 16
+/// scores at a time are compared with it in vector registers, so the few
+/// chunks that hold a candidate are the only ones looked at one by one
+/// (`O(V)` expected, `O(V log k)` worst case). Then a sort of the survivors
+/// only. No allocation once the buffers have grown.
 ///
 /// # Example
 ///
@@ -43,7 +58,9 @@ use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 pub struct TopK {
     k: usize,
     min_tokens_to_keep: usize,
+    exact: bool,
     heap: Vec<f32>,
+    survivors: Vec<Entry>,
 }
 
 impl TopK {
@@ -56,7 +73,7 @@ impl TopK {
         if k == 0 {
             return Err(Error::invalid("top_k", "at least 1 (leave top-k out to disable it)", k));
         }
-        Ok(TopK { k, min_tokens_to_keep: 1, heap: Vec::new() })
+        Ok(TopK { k, min_tokens_to_keep: 1, exact: false, heap: Vec::new(), survivors: Vec::new() })
     }
 
     /// Keeps at least `n` tokens (transformers' `min_tokens_to_keep`).
@@ -72,31 +89,43 @@ impl TopK {
         Ok(self)
     }
 
+    /// Keeps exactly `k` tokens, breaking ties at the boundary by the lowest
+    /// id (see *Exactly k* above), as llama.cpp's top-k keeps exactly `k`.
+    ///
+    /// ```
+    /// use decoding::processors::TopK;
+    /// use decoding::{Context, LogitsProcessor, Scores};
+    ///
+    /// let mut row = vec![3.0, 2.0, 2.0, 1.0];
+    /// let mut live = Vec::new();
+    /// let mut scores = Scores::new(&mut row, &mut live);
+    /// TopK::new(2)?.exact().process(&Context::empty(), &mut scores)?;
+    /// assert_eq!(scores.live_ids(), Some(&[0, 1][..])); // the tie goes to id 1
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn exact(mut self) -> Self {
+        self.exact = true;
+        self
+    }
+
+    /// Whether exactly `k` tokens are kept ([`TopK::exact`]).
+    pub fn is_exact(&self) -> bool {
+        self.exact
+    }
+
     /// The `k` parameter.
     pub fn k(&self) -> usize {
         self.k
     }
 
     /// The `k_eff`-th largest live score, or `None` when at most `k_eff`
-    /// tokens are live (top-k is then a no-op).
+    /// tokens are live (top-k is then a no-op). The live tokens scoring at
+    /// least that much are left in `self.survivors`, in no order.
     fn threshold(&mut self, scores: &Scores<'_>, k: usize) -> Option<f32> {
         if scores.live_len() <= k {
             return None;
         }
-        let heap = &mut self.heap;
-        heap.clear();
-        scores.for_each_live(|_, x| {
-            if heap.len() < k {
-                heap.push(x);
-                if heap.len() == k {
-                    heapify(heap);
-                }
-            } else if x > heap[0] {
-                heap[0] = x;
-                sift_down(heap, 0);
-            }
-        });
-        Some(heap[0])
+        Some(top_candidates(scores, k, &mut self.heap, &mut self.survivors))
     }
 }
 
@@ -110,9 +139,17 @@ impl LogitsProcessor for TopK {
             // Fewer than k finite scores: transformers removes nothing.
             return Ok(());
         }
-        scores.retain(|_, x| x >= threshold);
+        scores.set_live(self.survivors.iter().map(|e| e.1), false);
+        let exact = self.exact;
         scores.rewrite_live(|values, live| {
             sort_desc(values, live);
+            if exact && live.len() > k {
+                // The tied tokens sit at the end, higher id first: drop the
+                // first `len - k` of them, so the lowest ids stay.
+                let ties = live.iter().rev().take_while(|&&id| values[id as usize] == threshold);
+                let start = live.len() - ties.count();
+                live.drain(start..start + (live.len() - k));
+            }
             true
         });
         Ok(())
@@ -124,31 +161,6 @@ pub(crate) fn sort_desc(values: &[f32], ids: &mut [TokenId]) {
     ids.sort_unstable_by(|&a, &b| {
         values[b as usize].total_cmp(&values[a as usize]).then(b.cmp(&a))
     });
-}
-
-fn heapify(heap: &mut [f32]) {
-    for i in (0..heap.len() / 2).rev() {
-        sift_down(heap, i);
-    }
-}
-
-/// Restores the min-heap property below `i`.
-fn sift_down(heap: &mut [f32], mut i: usize) {
-    let n = heap.len();
-    loop {
-        let l = 2 * i + 1;
-        if l >= n {
-            return;
-        }
-        let r = l + 1;
-        let c = if r < n && heap[r] < heap[l] { r } else { l };
-        if heap[c] < heap[i] {
-            heap.swap(c, i);
-            i = c;
-        } else {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -218,6 +230,41 @@ mod tests {
         p.process(&Context::empty(), &mut scores).unwrap();
         assert!(scores.is_sorted());
         assert_eq!(scores.live_ids(), Some(&[1, 4, 3][..]));
+    }
+
+    #[test]
+    fn exact_keeps_k_tokens_and_the_lowest_ids_among_boundary_ties() {
+        let mut p = TopK::new(2).unwrap().exact();
+        assert!(p.is_exact());
+        assert_eq!(apply(&mut p, &[3.0, 2.0, 2.0, 1.0]), [3.0, 2.0, NEG, NEG]);
+        assert_eq!(apply(&mut p, &[1.0, 1.0, 1.0, 0.0]), [1.0, 1.0, NEG, NEG]);
+        // Ties above the boundary are all kept; only the boundary is cut.
+        let mut p = TopK::new(3).unwrap().exact();
+        assert_eq!(apply(&mut p, &[5.0, 1.0, 5.0, 1.0, 1.0]), [5.0, 1.0, 5.0, NEG, NEG]);
+        // Without ties it is the default top-k.
+        let row = [0.5, 9.0, 1.0, 7.0, 6.0, -3.0];
+        assert_eq!(apply(&mut p, &row), apply(&mut TopK::new(3).unwrap(), &row));
+        // Exact top-1 keeps the token greedy chooses (the lowest id among the maxima).
+        assert_eq!(apply(&mut TopK::new(1).unwrap().exact(), &[2.0, 4.0, 4.0]), [NEG, 4.0, NEG]);
+    }
+
+    #[test]
+    fn exact_on_a_sorted_truncated_set_keeps_the_lowest_ids_and_stays_sorted() {
+        let mut row = vec![2.0, 2.0, 9.0, 2.0, 2.0];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        scores.set_live([2, 4, 3, 1], true);
+        TopK::new(3).unwrap().exact().process(&Context::empty(), &mut scores).unwrap();
+        assert!(scores.is_sorted());
+        assert_eq!(scores.live_ids(), Some(&[2, 3, 1][..]));
+    }
+
+    #[test]
+    fn exact_with_min_tokens_to_keep_and_few_finite_scores() {
+        let mut p = TopK::new(1).unwrap().min_tokens_to_keep(2).unwrap().exact();
+        assert_eq!(apply(&mut p, &[1.0, 1.0, 1.0]), [1.0, 1.0, NEG]);
+        let mut p = TopK::new(2).unwrap().exact();
+        assert_eq!(apply(&mut p, &[0.0, NEG, NEG]), [0.0, NEG, NEG]);
     }
 
     #[test]

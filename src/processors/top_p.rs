@@ -1,6 +1,6 @@
 //! Top-p (nucleus) truncation.
 
-use crate::math::{Entry, Softmax, first_stop, rank_desc};
+use crate::math::{Entry, Softmax, first_stop, rank_desc, top_candidates};
 use crate::{Context, Error, LogitsProcessor, Scores};
 
 /// Candidates sorted and walked one by one before the walk switches to
@@ -44,8 +44,10 @@ const SORTED_SURVIVORS: usize = 1024;
 ///   is masked is left as it is.
 ///
 /// The survivors become the live set. It is marked sorted (see [`Scores`])
-/// when the input live set was sorted or when at most 1024 tokens survive;
-/// a larger nucleus is handed on unsorted rather than paying for its sort.
+/// when the input live set was sorted, when at most 1024 tokens survive, or
+/// when the nucleus lies within the first round of 256 candidates (and the
+/// tokens tied with the last of them), which is sorted anyway; any other
+/// nucleus is handed on unsorted rather than paying for its sort.
 ///
 /// # Errors
 ///
@@ -56,15 +58,17 @@ const SORTED_SURVIVORS: usize = 1024;
 ///
 /// Never sorts the vocabulary. On a sorted live set (after top-k) it walks
 /// the survivors of the previous stage directly. Otherwise: one pass for the
-/// maximum and one for the normalizer `z`; one comparison pass that gathers
-/// the candidates, the tokens whose probability is at least
-/// `f32(1 - p) / (n - 1)` (a token below that bound cannot be in the nucleus,
-/// since everything ranked after it weighs less than `1 - p`); then the walk
-/// down the candidates: the best 256 are selected, sorted and walked one by
-/// one; a nucleus beyond them is located by selections around pivots
-/// (galloping, then bisection) with partial sums of the weights, so only a
-/// few hundred candidates are ever sorted. No allocation once the candidate
-/// buffer has grown.
+/// maximum and one for the normalizer `z` (vectorized exponentials), then
+/// one pass that selects the best 256 tokens with a running threshold
+/// (llama.cpp's adaptive top-256, see [`TopK`](crate::processors::TopK)
+/// for the pass), which are sorted and walked. Only a nucleus larger than
+/// that takes a second round: one comparison pass gathers the candidates,
+/// the tokens whose probability is at least `f32(1 - p) / (n - 1)` (a token
+/// below that bound cannot be in the nucleus, since everything ranked after
+/// it weighs less than `1 - p`), and the boundary is located by selections
+/// around pivots (galloping, then bisection) with partial sums of the
+/// weights, so only a few hundred candidates are ever sorted. No allocation
+/// once the buffers have grown.
 ///
 /// # Example
 ///
@@ -87,6 +91,8 @@ pub struct TopP {
     threshold: f32,
     min_tokens_to_keep: usize,
     candidates: Vec<Entry>,
+    head: Vec<Entry>,
+    heap: Vec<f32>,
 }
 
 impl TopP {
@@ -100,7 +106,7 @@ impl TopP {
             return Err(Error::invalid("top_p", "in [0, 1]", p));
         }
         let threshold = (1.0 - decimal_value(p)) as f32;
-        Ok(TopP { p, threshold, min_tokens_to_keep: 1, candidates: Vec::new() })
+        Ok(TopP { p, threshold, min_tokens_to_keep: 1, candidates: Vec::new(), head: Vec::new(), heap: Vec::new() })
     }
 
     /// Keeps at least `n` tokens (transformers' `min_tokens_to_keep`).
@@ -162,6 +168,35 @@ impl LogitsProcessor for TopP {
             return Ok(());
         }
 
+        // Most nuclei lie within the best FIRST_ROUND tokens: select them
+        // (with every token tied at the boundary) in one pass, sort and walk
+        // them. The walk settles the nucleus when it stops inside them, or
+        // when the token right after them is already removed.
+        let head = FIRST_ROUND.max(keep);
+        if n_live > head {
+            let cands = &mut self.head;
+            top_candidates(scores, head, &mut self.heap, cands);
+            cands.retain(|e| e.0 > f32::NEG_INFINITY);
+            cands.sort_unstable_by(rank_desc);
+            let mut prefix = 0.0f64;
+            let mut n = None;
+            for (i, e) in cands.iter().enumerate() {
+                if i >= keep && removed(prefix) {
+                    n = Some(i);
+                    break;
+                }
+                prefix += softmax.weight(e.0);
+            }
+            let len = cands.len();
+            // Past the candidates: the next rank (if any) goes, and so does
+            // everything after it; a quota beyond them needs the full path.
+            let n = n.or((len >= keep && removed(prefix)).then_some(len));
+            if let Some(n) = n {
+                scores.set_live(cands[..n].iter().map(|e| e.1), true);
+                return Ok(());
+            }
+        }
+
         // A token of weight w with w / z < threshold / (n_live - 1) has a
         // tail below the threshold: it and everything after it go. The bound
         // is loosened by a margin, and never excludes the maximum.
@@ -188,7 +223,6 @@ impl LogitsProcessor for TopP {
             });
         }
         let candidates = &mut buffer[..count];
-        let head = FIRST_ROUND.max(keep);
         let n = first_stop(
             candidates,
             head,

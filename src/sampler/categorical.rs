@@ -1,5 +1,6 @@
 //! Categorical sampling: one draw from the softmax of the processed scores.
 
+use crate::math;
 use crate::rng::unit_f64;
 use crate::sampler::{Sampled, Sampler};
 use crate::{Error, Scores, TokenId};
@@ -12,7 +13,8 @@ const BLOCK: usize = 1024;
 /// # Algorithm
 ///
 /// 1. `m` = the maximum live score; `w_i = exp(x_i - m)` in f32 (so the
-///    largest weight is exactly 1 and nothing overflows).
+///    largest weight is exactly 1 and nothing overflows), with the crate's
+///    vectorized exponential (within 1 ulp of the exact value).
 /// 2. The weights are summed in f64, block by block (1024 entries a block,
 ///    in live-set order, or id order before truncation); `total` is the sum
 ///    of the block sums.
@@ -34,8 +36,10 @@ const BLOCK: usize = 1024;
 ///
 /// # Performance
 ///
-/// Two passes over the live scores (max, then weights) plus one block;
-/// no allocation once the block buffer has grown.
+/// Two passes over the live scores plus one block: the maximum (which also
+/// checks for NaN and `+inf`), then the block sums, which the compiler
+/// vectorizes; the walk re-evaluates one block only. No allocation once the
+/// block buffer has grown.
 ///
 /// # Example
 ///
@@ -74,51 +78,33 @@ impl Categorical {
         if !(0.0..1.0).contains(&u) {
             return Err(Error::invalid("u", "in [0, 1)", u));
         }
-        scores.check_finite()?;
-        let m = scores.max();
+        let m = scores.checked_max()?;
         if m == f32::NEG_INFINITY {
             return Err(Error::AllMasked);
         }
         let values = scores.values();
-        let total = match scores.live_ids() {
-            Some(ids) => self.fill_block_sums(ids.len(), |i| values[ids[i] as usize], m),
-            None => self.fill_block_sums(values.len(), |i| values[i], m),
-        };
+        self.block_sums.clear();
+        match scores.live_ids() {
+            Some(ids) => self
+                .block_sums
+                .extend(ids.chunks(BLOCK).map(|block| math::sum_exp_ids(values, block, m))),
+            None => {
+                self.block_sums.extend(values.chunks(BLOCK).map(|block| math::sum_exp(block, m)))
+            }
+        }
+        let total: f64 = self.block_sums.iter().sum();
         let target = u * total;
-        let (token, weight) = match scores.live_ids() {
+        let (token, x) = match scores.live_ids() {
             Some(ids) => self.walk(target, ids.len(), |i| (ids[i], values[ids[i] as usize]), m),
             None => self.walk(target, values.len(), |i| (i as TokenId, values[i]), m),
         };
-        let logprob = (weight.ln() - total.ln()) as f32;
+        // From the score, not from its weight: a weight that is subnormal in
+        // f32 has lost most of its bits, its score has not.
+        let logprob = (f64::from(x - m) - total.ln()) as f32;
         Ok(Sampled { token, logprob })
     }
 
-    fn fill_block_sums(&mut self, n: usize, at: impl Fn(usize) -> f32, m: f32) -> f64 {
-        self.block_sums.clear();
-        let mut total = 0.0f64;
-        let mut start = 0;
-        while start < n {
-            let end = (start + BLOCK).min(n);
-            let mut lanes = [0.0f64; 8];
-            let mut i = start;
-            while i + 8 <= end {
-                for (k, lane) in lanes.iter_mut().enumerate() {
-                    *lane += f64::from((at(i + k) - m).exp());
-                }
-                i += 8;
-            }
-            let mut s = lanes.iter().sum::<f64>();
-            for j in i..end {
-                s += f64::from((at(j) - m).exp());
-            }
-            self.block_sums.push(s);
-            total += s;
-            start = end;
-        }
-        total
-    }
-
-    /// Returns the chosen token and its weight `exp(x - m)` (as f64).
+    /// Returns the chosen token and its score `x`.
     /// `n` is the number of entries `at` can be asked for.
     fn walk(
         &self,
@@ -126,7 +112,7 @@ impl Categorical {
         n: usize,
         at: impl Fn(usize) -> (TokenId, f32),
         m: f32,
-    ) -> (TokenId, f64) {
+    ) -> (TokenId, f32) {
         // Skip whole blocks; stop at the block where the target falls.
         let mut cum = 0.0f64;
         let mut last_positive = 0;
@@ -147,12 +133,12 @@ impl Categorical {
         if found.is_none() {
             cum = f64::NEG_INFINITY;
         }
-        let mut chosen = (at(block * BLOCK).0, 0.0);
+        let mut chosen = (at(block * BLOCK).0, f32::NEG_INFINITY);
         for i in block * BLOCK..((block + 1) * BLOCK).min(n) {
             let (id, x) = at(i);
-            let w = f64::from((x - m).exp());
+            let w = f64::from(math::exp(x - m));
             if w > 0.0 {
-                chosen = (id, w);
+                chosen = (id, x);
                 cum += w;
                 if cum > target {
                     break;

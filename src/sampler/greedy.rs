@@ -1,7 +1,8 @@
 //! Greedy decoding: the highest score wins.
 
+use crate::math;
 use crate::sampler::{Sampled, Sampler};
-use crate::{Error, Scores};
+use crate::{Error, Scores, TokenId};
 
 /// Chooses the live token with the highest processed score.
 ///
@@ -15,6 +16,16 @@ use crate::{Error, Scores};
 /// [`Error::EmptyRow`], [`Error::InvalidLogit`] (NaN or `+inf` among the
 /// live scores), [`Error::AllMasked`]. A NaN is an error wherever it is, so
 /// greedy never returns a token chosen past a NaN.
+///
+/// # Performance
+///
+/// The log-probability costs a pass of exponentials over the live scores,
+/// more than the choice itself. [`Sampler::sample_token`] (and
+/// [`Pipeline::sample_token`](crate::Pipeline::sample_token)) skips it: one
+/// vectorized pass for the maximum (which also checks for NaN and `+inf`)
+/// and a scan that stops at the first maximal token. The
+/// [`Generator`](crate::Generator) takes that path unless processed
+/// log-probabilities were requested.
 ///
 /// # Example
 ///
@@ -38,14 +49,42 @@ impl Greedy {
     }
 }
 
+/// The chosen token and the maximum live score.
+fn choose(scores: &Scores<'_>) -> Result<(TokenId, f32), Error> {
+    let m = scores.checked_max()?;
+    if m == f32::NEG_INFINITY {
+        return Err(Error::AllMasked);
+    }
+    let token = match scores.live_ids() {
+        // The lowest id among the maxima, whatever the live-set order.
+        Some(ids) => {
+            let values = scores.values();
+            ids.iter().copied().filter(|&id| values[id as usize] == m).min()
+        }
+        None => math::position_of(scores.values(), m).map(|i| i as TokenId),
+    };
+    // A finite maximum is held by some live token.
+    token.map(|t| (t, m)).ok_or(Error::AllMasked)
+}
+
 impl Sampler for Greedy {
     fn sample(&mut self, scores: &Scores<'_>, _rng: &mut dyn rand::Rng) -> Result<Sampled, Error> {
-        scores.check_finite()?;
-        let (token, _) = scores.argmax().ok_or(Error::AllMasked)?;
+        let (token, m) = choose(scores)?;
         // The maximum contributes exp(0) = 1 to the normalizer, so the
         // chosen token's log-probability is -ln(sum).
-        let (_, sum) = crate::math::normalizer(scores);
+        let sum = match scores.live_ids() {
+            Some(ids) => math::sum_exp_ids(scores.values(), ids, m),
+            None => math::sum_exp(scores.values(), m),
+        };
         Ok(Sampled { token, logprob: -sum.ln() as f32 })
+    }
+
+    fn sample_token(
+        &mut self,
+        scores: &Scores<'_>,
+        _rng: &mut dyn rand::Rng,
+    ) -> Result<TokenId, Error> {
+        choose(scores).map(|(token, _)| token)
     }
 }
 

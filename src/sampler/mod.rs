@@ -33,16 +33,49 @@ pub struct Sampled {
 pub trait Sampler: std::fmt::Debug {
     /// Chooses a token.
     fn sample(&mut self, scores: &Scores<'_>, rng: &mut dyn rand::Rng) -> Result<Sampled, Error>;
+
+    /// Chooses a token without its log-probability: always the token that
+    /// [`Sampler::sample`] would choose from the same random state, drawing
+    /// the same random numbers, with the same errors.
+    ///
+    /// The default calls [`Sampler::sample`]. A sampler whose
+    /// log-probability costs extra work overrides it:
+    /// [`Greedy`] skips the pass of exponentials its log-probability needs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sampler::sample`].
+    fn sample_token(
+        &mut self,
+        scores: &Scores<'_>,
+        rng: &mut dyn rand::Rng,
+    ) -> Result<TokenId, Error> {
+        self.sample(scores, rng).map(|s| s.token)
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for &mut S {
     fn sample(&mut self, scores: &Scores<'_>, rng: &mut dyn rand::Rng) -> Result<Sampled, Error> {
         (**self).sample(scores, rng)
     }
+    fn sample_token(
+        &mut self,
+        scores: &Scores<'_>,
+        rng: &mut dyn rand::Rng,
+    ) -> Result<TokenId, Error> {
+        (**self).sample_token(scores, rng)
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Box<S> {
     fn sample(&mut self, scores: &Scores<'_>, rng: &mut dyn rand::Rng) -> Result<Sampled, Error> {
         (**self).sample(scores, rng)
+    }
+    fn sample_token(
+        &mut self,
+        scores: &Scores<'_>,
+        rng: &mut dyn rand::Rng,
+    ) -> Result<TokenId, Error> {
+        (**self).sample_token(scores, rng)
     }
 }

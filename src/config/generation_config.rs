@@ -1,0 +1,508 @@
+//! `GenerationConfig`: the fields of a model's `generation_config.json`.
+
+use super::{DecodingPlan, EosTokenId, HiddenDefaults};
+use crate::{Error, TokenId};
+
+/// The decoding settings of a Hugging Face `generation_config.json`, field
+/// for field, with transformers' names.
+///
+/// Every field is optional: `None` means *unset*, which is not the same as
+/// the default value. transformers fills unset fields with hidden defaults
+/// at generation time ([`HiddenDefaults`]); most are neutral, but sampling
+/// with no `top_k` anywhere means `top_k = 50`. [`GenerationConfig::merge`]
+/// puts user overrides on top of a file, as `generate(**kwargs)` puts its
+/// arguments on top of `model.generation_config`.
+///
+/// [`GenerationConfig::build`] turns the settings into a [`DecodingPlan`]
+/// that reproduces transformers' `_get_logits_processor` exactly: the same
+/// processors, in the same order, with the same gating. The
+/// [module documentation](super) has the field-by-field table.
+///
+/// # Length
+///
+/// - `max_new_tokens` set: at most that many generated tokens
+///   ([`LengthLimit::NewTokens`](super::LengthLimit::NewTokens)); it takes
+///   precedence over `max_length`, as in transformers.
+/// - otherwise `max_length` set: the whole sequence, prompt included, is at
+///   most that long ([`LengthLimit::Total`](super::LengthLimit::Total)).
+/// - neither: [`HiddenDefaults::max_length`] (20) new tokens.
+///
+/// # Reading and writing JSON (feature `serde`)
+///
+/// `GenerationConfig::from_json` and `GenerationConfig::from_file` read
+/// a `generation_config.json`; the type also implements serde's
+/// `Deserialize` and `Serialize` for use inside other documents. Unknown
+/// keys (`transformers_version`, `_from_model_config`, `use_cache`, ...)
+/// are ignored. A key this crate knows but cannot reproduce (beam search,
+/// forced BOS/EOS tokens, classifier-free guidance, ...) set to a value that
+/// changes decoding is recorded in [`GenerationConfig::unsupported`], and
+/// building fails until it is removed from there. A value of the wrong type
+/// or out of range is an [`Error::InvalidParameter`] naming the field and
+/// the allowed range; `null` is the same as an absent key. Writing skips
+/// unset fields.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use decoding::config::GenerationConfig;
+///
+/// // A Qwen2.5-Instruct generation_config.json.
+/// let model = GenerationConfig::from_json(r#"{
+///     "bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true,
+///     "eos_token_id": [151645, 151643], "repetition_penalty": 1.05,
+///     "temperature": 0.7, "top_p": 0.8, "top_k": 20,
+///     "transformers_version": "4.37.0"
+/// }"#)?;
+/// let user = GenerationConfig { temperature: Some(0.2), max_new_tokens: Some(256), ..GenerationConfig::default() };
+/// let plan = model.merge(&user).build()?;
+/// assert_eq!(
+///     plan.to_string(),
+///     "RepetitionPenalty(1.05) -> Temperature(0.2) -> TopK(k=20) -> TopP(0.8) => Categorical"
+/// );
+/// assert_eq!(plan.options().eos_tokens(), [151645, 151643]);
+/// # }
+/// # Ok::<(), decoding::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationConfig {
+    /// Sample (`true`) or decode greedily (`false`, the hidden default).
+    /// Temperature and the truncations apply only when sampling.
+    pub do_sample: Option<bool>,
+    /// Temperature, finite and `>= 0`; `> 0` when sampling. 1 is neutral.
+    pub temperature: Option<f64>,
+    /// Top-k; 0 disables it. Unset while sampling: the hidden 50.
+    pub top_k: Option<usize>,
+    /// Nucleus mass in `[0, 1]`; 1 disables it.
+    pub top_p: Option<f64>,
+    /// Min-p in `[0, 1]`.
+    pub min_p: Option<f64>,
+    /// Locally typical mass in `(0, 1]`; 1 disables it.
+    pub typical_p: Option<f64>,
+    /// Epsilon cutoff in `[0, 1)`; 0 disables it.
+    pub epsilon_cutoff: Option<f64>,
+    /// Eta cutoff in `[0, 1)`; 0 disables it.
+    pub eta_cutoff: Option<f64>,
+    /// Top-H entropy fraction in `(0, 1]`.
+    pub top_h: Option<f64>,
+    /// CTRL repetition penalty, finite and `> 0`; 1 disables it.
+    pub repetition_penalty: Option<f64>,
+    /// N-gram size that may not repeat; 0 disables it.
+    pub no_repeat_ngram_size: Option<usize>,
+    /// Token sequences that may not be generated.
+    pub bad_words_ids: Option<Vec<Vec<TokenId>>>,
+    /// `[ids, bias]` pairs: a bias on the token completing each sequence.
+    pub sequence_bias: Option<Vec<(Vec<TokenId>, f64)>>,
+    /// Tokens never generated.
+    pub suppress_tokens: Option<Vec<TokenId>>,
+    /// Tokens not generated at the first position.
+    pub begin_suppress_tokens: Option<Vec<TokenId>>,
+    /// EOS is banned until this many tokens are generated (needs EOS ids).
+    pub min_new_tokens: Option<usize>,
+    /// EOS is banned until the whole sequence is this long (needs EOS ids;
+    /// ignored when `min_new_tokens` is set, as in transformers).
+    pub min_length: Option<usize>,
+    /// At most this many generated tokens (at least 1).
+    pub max_new_tokens: Option<usize>,
+    /// At most this many tokens in the whole sequence (at least 1).
+    pub max_length: Option<usize>,
+    /// The end-of-sequence id or ids.
+    pub eos_token_id: Option<EosTokenId>,
+    /// The padding id (read and written back; decoding does not use it).
+    pub pad_token_id: Option<TokenId>,
+    /// The beginning-of-sequence id (read and written back; decoding does
+    /// not use it: put it in the prompt).
+    pub bos_token_id: Option<TokenId>,
+    /// Renormalize the processed scores to log-probabilities, last.
+    pub renormalize_logits: Option<bool>,
+    /// Independent choices per prompt (`> 1` needs sampling).
+    pub num_return_sequences: Option<usize>,
+    /// Beams; only 1 is supported.
+    pub num_beams: Option<usize>,
+    /// Stop strings (a detokenizer is needed at generation time).
+    pub stop_strings: Option<Vec<String>>,
+    /// Settings read from a file that this crate does not implement and that
+    /// would change decoding; building fails while this is not empty.
+    pub unsupported: Vec<UnsupportedSetting>,
+}
+
+/// A `generation_config.json` key that selects behavior this crate does not
+/// implement, with the value that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedSetting {
+    /// The key, as in the file.
+    pub key: &'static str,
+    /// The value, as read.
+    pub value: String,
+    /// What the setting would have turned on.
+    pub feature: &'static str,
+}
+
+/// Copies each field of `over` that is set, else the field of `base`.
+macro_rules! merged {
+    ($base:ident, $over:ident; $($field:ident),* $(,)?) => {
+        GenerationConfig {
+            $($field: $over.$field.clone().or_else(|| $base.$field.clone()),)*
+            unsupported: {
+                let mut u = $base.unsupported.clone();
+                u.retain(|s| !$over.unsupported.iter().any(|o| o.key == s.key));
+                u.extend($over.unsupported.iter().cloned());
+                u
+            },
+        }
+    };
+}
+
+impl GenerationConfig {
+    /// `self` with every field that `overrides` sets replaced by the
+    /// override: the model's file below, the user's settings on top. A
+    /// field can be overridden to a value that disables it (`top_k: 0`,
+    /// `top_p: 1.0`), not back to unset. [`GenerationConfig::unsupported`]
+    /// is the union (for a key in both, the override's entry).
+    ///
+    /// ```
+    /// use decoding::config::GenerationConfig;
+    ///
+    /// let file = GenerationConfig { top_k: Some(20), temperature: Some(0.7), ..Default::default() };
+    /// let user = GenerationConfig { temperature: Some(0.2), ..Default::default() };
+    /// let merged = file.merge(&user);
+    /// assert_eq!((merged.top_k, merged.temperature), (Some(20), Some(0.2)));
+    /// ```
+    pub fn merge(&self, overrides: &GenerationConfig) -> GenerationConfig {
+        let (base, over) = (self, overrides);
+        merged!(base, over;
+            do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
+            top_h, repetition_penalty, no_repeat_ngram_size, bad_words_ids, sequence_bias,
+            suppress_tokens, begin_suppress_tokens, min_new_tokens, min_length, max_new_tokens,
+            max_length, eos_token_id, pad_token_id, bos_token_id, renormalize_logits,
+            num_return_sequences, num_beams, stop_strings,
+        )
+    }
+
+    /// The end-of-sequence ids (empty when unset).
+    pub fn eos_ids(&self) -> &[TokenId] {
+        self.eos_token_id.as_ref().map_or(&[], EosTokenId::ids)
+    }
+
+    /// Checks every set field against its domain, whatever `do_sample`
+    /// says (a temperature of `-1` is wrong even for greedy decoding).
+    /// [`GenerationConfig::build`] runs this first, then the checks that
+    /// depend on sampling (`temperature > 0`, `num_return_sequences > 1`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the first offending field and its
+    /// allowed range; for an [`UnsupportedSetting`], its key.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(u) = self.unsupported.first() {
+            return Err(Error::invalid(u.key, u.feature, &u.value));
+        }
+        let check =
+            |name: &'static str, expected: &'static str, v: Option<f64>, ok: fn(f64) -> bool| {
+                match v {
+                    Some(x) if !ok(x) => Err(Error::invalid(name, expected, x)),
+                    _ => Ok(()),
+                }
+            };
+        check("temperature", TEMPERATURE, self.temperature, |t| t.is_finite() && t >= 0.0)?;
+        check("top_p", "in [0, 1] (1 disables top-p)", self.top_p, |p| (0.0..=1.0).contains(&p))?;
+        check("min_p", "in [0, 1]", self.min_p, |p| (0.0..=1.0).contains(&p))?;
+        check("typical_p", "in (0, 1] (1 disables typical sampling)", self.typical_p, |p| {
+            p > 0.0 && p <= 1.0
+        })?;
+        check("epsilon_cutoff", "in [0, 1) (0 disables it)", self.epsilon_cutoff, |e| {
+            (0.0..1.0).contains(&e)
+        })?;
+        check("eta_cutoff", "in [0, 1) (0 disables it)", self.eta_cutoff, |e| {
+            (0.0..1.0).contains(&e)
+        })?;
+        check("top_h", "in (0, 1]", self.top_h, |h| h > 0.0 && h <= 1.0)?;
+        check(
+            "repetition_penalty",
+            "finite and > 0 (1 disables it)",
+            self.repetition_penalty,
+            |r| r.is_finite() && r > 0.0,
+        )?;
+        let at_least_one = |name: &'static str, v: Option<usize>| match v {
+            Some(0) => Err(Error::invalid(name, "at least 1", 0)),
+            _ => Ok(()),
+        };
+        at_least_one("max_new_tokens", self.max_new_tokens)?;
+        at_least_one("max_length", self.max_length)?;
+        at_least_one("num_return_sequences", self.num_return_sequences)?;
+        if let Some(b) = self.num_beams.filter(|&b| b != 1) {
+            return Err(Error::invalid("num_beams", "1 (beam search is not implemented)", b));
+        }
+        if let Some(bad) = &self.bad_words_ids {
+            if bad.is_empty() || bad.iter().any(Vec::is_empty) {
+                return Err(Error::invalid(
+                    "bad_words_ids",
+                    "a non-empty list of non-empty token id lists",
+                    format_args!("{bad:?}"),
+                ));
+            }
+        }
+        if let Some(bias) = &self.sequence_bias {
+            if bias.is_empty() || bias.iter().any(|(ids, b)| ids.is_empty() || !b.is_finite()) {
+                return Err(Error::invalid(
+                    "sequence_bias",
+                    "a non-empty list of [ids, bias] pairs, each with ids and a finite bias",
+                    format_args!("{bias:?}"),
+                ));
+            }
+        }
+        if let Some(EosTokenId::Many(ids)) = &self.eos_token_id {
+            if ids.is_empty() {
+                return Err(Error::invalid(
+                    "eos_token_id",
+                    "a token id or a non-empty list of ids",
+                    "[]",
+                ));
+            }
+        }
+        if let Some(i) = self.stop_strings.iter().flatten().position(String::is_empty) {
+            return Err(Error::invalid(
+                "stop_strings",
+                "non-empty strings",
+                format_args!("\"\" at index {i}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the plan transformers would run, with transformers' hidden
+    /// defaults ([`HiddenDefaults::TRANSFORMERS`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`GenerationConfig::validate`], plus [`Error::InvalidParameter`]
+    /// for `temperature = 0` while sampling (transformers rejects it; set
+    /// `do_sample` to false for greedy decoding) and for
+    /// `num_return_sequences > 1` without sampling (transformers rejects it
+    /// too), and the processors' own parameter errors.
+    pub fn build(&self) -> Result<DecodingPlan, Error> {
+        self.build_with(HiddenDefaults::TRANSFORMERS)
+    }
+
+    /// [`GenerationConfig::build`] with other hidden defaults, for example
+    /// without the hidden `top_k = 50`.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenerationConfig::build`].
+    pub fn build_with(&self, hidden: HiddenDefaults) -> Result<DecodingPlan, Error> {
+        super::transformers::build(self, hidden, &super::transformers::Extras::default())
+    }
+}
+
+pub(crate) const TEMPERATURE: &str =
+    "finite and >= 0 (1 is neutral; > 0 when do_sample is true, greedy is do_sample = false)";
+
+#[cfg(feature = "serde")]
+mod serde_impl {
+    use serde::ser::SerializeMap;
+
+    use super::super::json::{self, Entries, Value};
+    use super::{GenerationConfig, UnsupportedSetting};
+    use crate::Error;
+
+    /// Keys transformers knows that would change decoding in ways this
+    /// crate does not implement, with the test for a value that changes
+    /// nothing.
+    /// Whether a value leaves decoding unchanged.
+    type Neutral = fn(&Value) -> bool;
+
+    const UNSUPPORTED: &[(&str, &str, Neutral)] = &[
+        ("num_beam_groups", "unset or 1 (group beam search is not implemented)", |v| {
+            is_num(v, 1.0)
+        }),
+        ("diversity_penalty", "unset or 0 (group beam search is not implemented)", |v| {
+            is_num(v, 0.0)
+        }),
+        ("penalty_alpha", "unset or 0 (contrastive search is not implemented)", |v| is_num(v, 0.0)),
+        ("dola_layers", "unset (DoLa decoding is not implemented)", Value::is_null),
+        ("constraints", "unset (constrained beam search is not implemented)", Value::is_null),
+        ("force_words_ids", "unset (constrained beam search is not implemented)", Value::is_null),
+        ("forced_bos_token_id", "unset (forcing a BOS token is not implemented)", Value::is_null),
+        ("forced_eos_token_id", "unset (forcing an EOS token is not implemented)", Value::is_null),
+        ("remove_invalid_values", "unset or false (NaN and inf logits are errors here)", is_false),
+        (
+            "exponential_decay_length_penalty",
+            "unset (the length penalty is not implemented)",
+            Value::is_null,
+        ),
+        ("guidance_scale", "unset or 1 (classifier-free guidance is not implemented)", |v| {
+            is_num(v, 1.0)
+        }),
+        ("watermarking_config", "unset (watermarking is not implemented)", Value::is_null),
+        ("token_healing", "unset or false (token healing is not implemented)", is_false),
+        (
+            "prompt_lookup_num_tokens",
+            "unset (assisted decoding is not implemented)",
+            Value::is_null,
+        ),
+        ("assistant_early_exit", "unset (assisted decoding is not implemented)", Value::is_null),
+        ("use_mtp", "unset or false (multi-token prediction is not implemented)", is_false),
+    ];
+
+    fn is_num(v: &Value, neutral: f64) -> bool {
+        v.is_null() || v.as_number() == Some(neutral)
+    }
+
+    fn is_false(v: &Value) -> bool {
+        matches!(v, Value::Null | Value::Bool(false))
+    }
+
+    const COUNT: &str = "an integer >= 0";
+
+    impl GenerationConfig {
+        /// Reads a `generation_config.json` document.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Load`] when the text is not a JSON object;
+        /// [`Error::InvalidParameter`] naming the field when a known field
+        /// has the wrong type or an out-of-range value.
+        pub fn from_json(text: &str) -> Result<Self, Error> {
+            Self::from_entries(json::parse_object(text, "generation_config.json")?)
+        }
+
+        /// Reads a `generation_config.json` file.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Load`] naming the path when the file cannot be read or
+        /// parsed, otherwise as [`GenerationConfig::from_json`].
+        pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
+            let path = path.as_ref();
+            let text = json::read_file(path)?;
+            let entries = json::parse_object(&text, &path.display().to_string())?;
+            Self::from_entries(entries)
+        }
+
+        /// The set fields as a JSON object (pretty-printed, transformers'
+        /// key names, unset fields left out).
+        pub fn to_json(&self) -> String {
+            serde_json::to_string_pretty(self).expect("a GenerationConfig always serializes")
+        }
+
+        pub(crate) fn from_entries(entries: Entries) -> Result<Self, Error> {
+            let mut c = GenerationConfig::default();
+            for (key, v) in &entries.0 {
+                match key.as_str() {
+                    "do_sample" => c.do_sample = json::boolean(v, "do_sample")?,
+                    "temperature" => c.temperature = json::number(v, "temperature", "a number")?,
+                    "top_k" => {
+                        c.top_k = json::count(v, "top_k", "an integer >= 0 (0 disables top-k)")?
+                    }
+                    "top_p" => c.top_p = json::number(v, "top_p", "a number in [0, 1]")?,
+                    "min_p" => c.min_p = json::number(v, "min_p", "a number in [0, 1]")?,
+                    "typical_p" => {
+                        c.typical_p = json::number(v, "typical_p", "a number in (0, 1]")?
+                    }
+                    "epsilon_cutoff" => {
+                        c.epsilon_cutoff = json::number(v, "epsilon_cutoff", "a number in [0, 1)")?
+                    }
+                    "eta_cutoff" => {
+                        c.eta_cutoff = json::number(v, "eta_cutoff", "a number in [0, 1)")?
+                    }
+                    "top_h" => c.top_h = json::number(v, "top_h", "a number in (0, 1]")?,
+                    "repetition_penalty" => {
+                        c.repetition_penalty =
+                            json::number(v, "repetition_penalty", "a number > 0")?
+                    }
+                    "no_repeat_ngram_size" => {
+                        c.no_repeat_ngram_size = json::count(v, "no_repeat_ngram_size", COUNT)?
+                    }
+                    "bad_words_ids" => c.bad_words_ids = json::token_id_lists(v, "bad_words_ids")?,
+                    "sequence_bias" => c.sequence_bias = json::sequence_bias(v, "sequence_bias")?,
+                    "suppress_tokens" => c.suppress_tokens = json::token_ids(v, "suppress_tokens")?,
+                    "begin_suppress_tokens" => {
+                        c.begin_suppress_tokens = json::token_ids(v, "begin_suppress_tokens")?
+                    }
+                    "min_new_tokens" => c.min_new_tokens = json::count(v, "min_new_tokens", COUNT)?,
+                    "min_length" => c.min_length = json::count(v, "min_length", COUNT)?,
+                    "max_new_tokens" => {
+                        c.max_new_tokens = json::count(v, "max_new_tokens", "an integer >= 1")?
+                    }
+                    "max_length" => c.max_length = json::count(v, "max_length", "an integer >= 1")?,
+                    "eos_token_id" => c.eos_token_id = json::eos(v, "eos_token_id")?,
+                    "pad_token_id" => c.pad_token_id = json::token_id(v, "pad_token_id")?,
+                    "bos_token_id" => c.bos_token_id = json::token_id(v, "bos_token_id")?,
+                    "renormalize_logits" => {
+                        c.renormalize_logits = json::boolean(v, "renormalize_logits")?
+                    }
+                    "num_return_sequences" => {
+                        c.num_return_sequences =
+                            json::count(v, "num_return_sequences", "an integer >= 1")?
+                    }
+                    "num_beams" => c.num_beams = json::count(v, "num_beams", "an integer >= 1")?,
+                    "stop_strings" => c.stop_strings = json::strings(v, "stop_strings")?,
+                    other => {
+                        if let Some(&(key, feature, neutral)) =
+                            UNSUPPORTED.iter().find(|(k, _, _)| *k == other)
+                        {
+                            if !neutral(v) {
+                                c.unsupported.push(UnsupportedSetting {
+                                    key,
+                                    value: v.to_string(),
+                                    feature,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(c)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for GenerationConfig {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let entries = Entries::deserialize(deserializer)?;
+            GenerationConfig::from_entries(entries).map_err(serde::de::Error::custom)
+        }
+    }
+
+    impl serde::Serialize for GenerationConfig {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(None)?;
+            macro_rules! entries {
+                ($($field:ident),* $(,)?) => {
+                    $(if let Some(v) = &self.$field {
+                        map.serialize_entry(stringify!($field), v)?;
+                    })*
+                };
+            }
+            entries!(
+                bos_token_id,
+                eos_token_id,
+                pad_token_id,
+                do_sample,
+                temperature,
+                top_k,
+                top_p,
+                min_p,
+                typical_p,
+                epsilon_cutoff,
+                eta_cutoff,
+                top_h,
+                repetition_penalty,
+                no_repeat_ngram_size,
+                bad_words_ids,
+                sequence_bias,
+                suppress_tokens,
+                begin_suppress_tokens,
+                min_new_tokens,
+                min_length,
+                max_new_tokens,
+                max_length,
+                renormalize_logits,
+                num_return_sequences,
+                num_beams,
+                stop_strings,
+            );
+            map.end()
+        }
+    }
+}

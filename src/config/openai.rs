@@ -1,0 +1,418 @@
+//! OpenAI-style request parameters.
+
+use super::transformers::{self, Extras};
+use super::{DecodingPlan, GenerationConfig, HiddenDefaults};
+use crate::{Error, LogprobMode, TokenId};
+
+/// The `logprobs` parameter, in either of the API's two spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Logprobs {
+    /// Chat completions: `true` records the log-probability of every token;
+    /// `top_logprobs` says how many alternatives.
+    Enabled(bool),
+    /// Legacy completions: an integer, the number of alternatives recorded
+    /// with every token (in `[0, 5]`).
+    Top(usize),
+}
+
+/// The sampling parameters of an OpenAI-style completion request, plus the
+/// usual extensions (`top_k`, `min_p`, `repetition_penalty`, as vLLM,
+/// llama.cpp's server and mistral.rs accept them).
+///
+/// [`OpenAiParams::build`] maps them onto the same pipeline as a
+/// [`GenerationConfig`] (the model's `generation_config.json` provides the
+/// defaults the request leaves unset, as vLLM does) and onto the
+/// [`GenerateOptions`](crate::GenerateOptions) of the run. The
+/// [module documentation](super) has the table.
+///
+/// | parameter | allowed | maps to |
+/// |---|---|---|
+/// | `temperature` | `[0, 2]` | `0`: greedy; otherwise sampling with [`Temperature`](crate::processors::Temperature) |
+/// | `top_p` | `[0, 1]` | [`TopP`](crate::processors::TopP) |
+/// | `presence_penalty`, `frequency_penalty` | `[-2, 2]` | [`PresenceFrequencyPenalty`](crate::processors::PresenceFrequencyPenalty) (generated tokens only), after the repetition penalty |
+/// | `logit_bias` | token id → `[-100, 100]` | [`LogitBias`](crate::processors::LogitBias), first |
+/// | `logprobs`, `top_logprobs` | bool + `[0, 20]`, or an integer in `[0, 5]` | [`LogprobMode::Raw`] and `top_logprobs` |
+/// | `seed` | `[0, 2^64)` | the options' seed (choice `i` uses `seed + i`) |
+/// | `stop` | a string or a list of non-empty strings | stop strings |
+/// | `n` | at least 1 | [`DecodingPlan::n`] |
+/// | `max_tokens` (`max_completion_tokens`) | at least 1 | `max_new_tokens` |
+/// | `top_k` | `-1`, `0` (both off) or more | [`TopK`](crate::processors::TopK) |
+/// | `min_p` | `[0, 1]` | [`MinP`](crate::processors::MinP) |
+/// | `repetition_penalty` | `> 0` | [`RepetitionPenalty`](crate::processors::RepetitionPenalty) |
+///
+/// # Differences from a generation config
+///
+/// - **Sampling is decided by the temperature**, as in the OpenAI API and
+///   vLLM: a temperature of 0 is greedy, anything else samples. The model's
+///   `do_sample` is ignored (vLLM ignores it too); its `temperature` is the
+///   default when the request has none, else 1.
+/// - **No hidden top-k**: unless the request or the model sets `top_k`,
+///   nothing is truncated to 50 tokens ([`OpenAiParams::build_with`]
+///   takes other [`HiddenDefaults`]).
+/// - Log-probabilities are the model's ([`LogprobMode::Raw`], vLLM's
+///   default); change [`DecodingPlan::set_options`] for processed ones.
+/// - With no seed the run uses [`DEFAULT_SEED`](crate::DEFAULT_SEED), so
+///   results are reproducible rather than random.
+///
+/// # Example
+///
+/// ```
+/// use decoding::config::{GenerationConfig, OpenAiParams};
+///
+/// let request = OpenAiParams {
+///     temperature: Some(0.8),
+///     top_p: Some(0.95),
+///     presence_penalty: Some(0.5),
+///     logit_bias: Some(vec![(50256, -100.0)]),
+///     stop: Some(vec!["\n\n".into()]),
+///     max_tokens: Some(64),
+///     seed: Some(7),
+///     ..OpenAiParams::default()
+/// };
+/// let plan = request.build(&GenerationConfig::default())?;
+/// assert_eq!(
+///     plan.to_string(),
+///     "LogitBias(1 tokens) -> PresenceFrequencyPenalty(presence=0.5, frequency=0) \
+///      -> Temperature(0.8) -> TopP(0.95) => Categorical"
+/// );
+/// let options = plan.generate_options(10, 0)?;
+/// assert_eq!((options.max_new_tokens(), options.seed()), (64, 7));
+/// assert_eq!(options.stop_strings(), ["\n\n"]);
+/// # Ok::<(), decoding::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenAiParams {
+    /// Sampling temperature in `[0, 2]`; 0 is greedy.
+    pub temperature: Option<f64>,
+    /// Nucleus mass in `[0, 1]`.
+    pub top_p: Option<f64>,
+    /// Presence penalty in `[-2, 2]`.
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty in `[-2, 2]`.
+    pub frequency_penalty: Option<f64>,
+    /// Bias per token id, each in `[-100, 100]`.
+    pub logit_bias: Option<Vec<(TokenId, f64)>>,
+    /// Whether (and, in the legacy form, how many) log-probabilities.
+    pub logprobs: Option<Logprobs>,
+    /// Alternatives per token, in `[0, 20]` (needs `logprobs: true`).
+    pub top_logprobs: Option<usize>,
+    /// The seed.
+    pub seed: Option<u64>,
+    /// Stop strings.
+    pub stop: Option<Vec<String>>,
+    /// Number of choices (at least 1).
+    pub n: Option<usize>,
+    /// The most tokens to generate (at least 1).
+    pub max_tokens: Option<usize>,
+    /// Top-k (extension); 0 is off (vLLM's `-1` reads as 0).
+    pub top_k: Option<usize>,
+    /// Min-p in `[0, 1]` (extension).
+    pub min_p: Option<f64>,
+    /// Repetition penalty, finite and `> 0` (extension).
+    pub repetition_penalty: Option<f64>,
+}
+
+const TEMPERATURE: &str = "in [0, 2] (0 is greedy)";
+const TOP_P: &str = "in [0, 1]";
+const PENALTY: &str = "in [-2, 2]";
+const LOGIT_BIAS: &str = "an object mapping token ids to biases in [-100, 100]";
+const TOP_LOGPROBS: &str = "in [0, 20]";
+const LEGACY_LOGPROBS: &str = "true, false or an integer in [0, 5]";
+const MIN_P: &str = "in [0, 1]";
+const REPETITION: &str = "finite and > 0 (1 disables it)";
+
+fn in_range(
+    name: &'static str,
+    expected: &'static str,
+    v: Option<f64>,
+    lo: f64,
+    hi: f64,
+) -> Result<(), Error> {
+    match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(Error::invalid(name, expected, x)),
+        _ => Ok(()),
+    }
+}
+
+impl OpenAiParams {
+    /// Checks every set parameter against its range (see the table).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] naming the first offending parameter and
+    /// its allowed range.
+    pub fn validate(&self) -> Result<(), Error> {
+        in_range("temperature", TEMPERATURE, self.temperature, 0.0, 2.0)?;
+        in_range("top_p", TOP_P, self.top_p, 0.0, 1.0)?;
+        in_range("presence_penalty", PENALTY, self.presence_penalty, -2.0, 2.0)?;
+        in_range("frequency_penalty", PENALTY, self.frequency_penalty, -2.0, 2.0)?;
+        in_range("min_p", MIN_P, self.min_p, 0.0, 1.0)?;
+        if let Some(r) = self.repetition_penalty.filter(|r| !(r.is_finite() && *r > 0.0)) {
+            return Err(Error::invalid("repetition_penalty", REPETITION, r));
+        }
+        for &(id, b) in self.logit_bias.iter().flatten() {
+            if !(-100.0..=100.0).contains(&b) {
+                return Err(Error::invalid(
+                    "logit_bias",
+                    LOGIT_BIAS,
+                    format_args!("{b} for token {id}"),
+                ));
+            }
+        }
+        if let Some(k) = self.top_logprobs.filter(|&k| k > 20) {
+            return Err(Error::invalid("top_logprobs", TOP_LOGPROBS, k));
+        }
+        match (self.logprobs, self.top_logprobs) {
+            (Some(Logprobs::Top(k)), _) if k > 5 => {
+                return Err(Error::invalid("logprobs", LEGACY_LOGPROBS, k));
+            }
+            (Some(Logprobs::Top(_)), Some(k)) => {
+                return Err(Error::invalid(
+                    "top_logprobs",
+                    "unset when logprobs is an integer (the legacy form says how many)",
+                    k,
+                ));
+            }
+            (None | Some(Logprobs::Enabled(false)), Some(k)) if k > 0 => {
+                return Err(Error::invalid("top_logprobs", "0 unless logprobs is true", k));
+            }
+            _ => {}
+        }
+        if self.n == Some(0) {
+            return Err(Error::invalid("n", "at least 1", 0));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(Error::invalid("max_tokens", "at least 1", 0));
+        }
+        if let Some(i) = self.stop.iter().flatten().position(String::is_empty) {
+            return Err(Error::invalid(
+                "stop",
+                "a string or a list of non-empty strings",
+                format_args!("\"\" at index {i}"),
+            ));
+        }
+        if self.temperature == Some(0.0) && self.n.is_some_and(|n| n > 1) {
+            return Err(Error::invalid(
+                "n",
+                "1 when temperature is 0 (greedy)",
+                self.n.unwrap_or(1),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The request's settings that a generation config also has, as one:
+    /// what [`OpenAiParams::build`] merges on top of the model's.
+    pub fn to_generation_config(&self) -> GenerationConfig {
+        GenerationConfig {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            max_new_tokens: self.max_tokens,
+            num_return_sequences: self.n,
+            ..GenerationConfig::default()
+        }
+    }
+
+    /// Builds the plan: `model` (the model's generation config, or
+    /// `GenerationConfig::default()`) provides what the request leaves
+    /// unset; no hidden top-k.
+    ///
+    /// # Errors
+    ///
+    /// As [`OpenAiParams::validate`] and [`GenerationConfig::build`] (the
+    /// model's settings are checked too).
+    pub fn build(&self, model: &GenerationConfig) -> Result<DecodingPlan, Error> {
+        self.build_with(model, HiddenDefaults::TRANSFORMERS.without_top_k())
+    }
+
+    /// [`OpenAiParams::build`] with the given hidden defaults (for example
+    /// `HiddenDefaults { max_length: 4096, ..HiddenDefaults::TRANSFORMERS.without_top_k() }`
+    /// to allow up to 4096 new tokens when nothing limits the length).
+    ///
+    /// # Errors
+    ///
+    /// As [`OpenAiParams::build`].
+    pub fn build_with(
+        &self,
+        model: &GenerationConfig,
+        hidden: HiddenDefaults,
+    ) -> Result<DecodingPlan, Error> {
+        self.validate()?;
+        let mut cfg = model.merge(&self.to_generation_config());
+        let temperature = cfg.temperature.unwrap_or(1.0);
+        cfg.do_sample = Some(temperature != 0.0);
+        let (logprobs, top_logprobs) = match self.logprobs {
+            Some(Logprobs::Enabled(true)) => {
+                (Some(LogprobMode::Raw), self.top_logprobs.unwrap_or(0))
+            }
+            Some(Logprobs::Top(k)) => (Some(LogprobMode::Raw), k),
+            Some(Logprobs::Enabled(false)) | None => (None, 0),
+        };
+        let extras = Extras {
+            logit_bias: self.logit_bias.iter().flatten().map(|&(id, b)| (id, b as f32)).collect(),
+            presence: self.presence_penalty.unwrap_or(0.0) as f32,
+            frequency: self.frequency_penalty.unwrap_or(0.0) as f32,
+            stop_strings: self.stop.clone().unwrap_or_default(),
+            logprobs,
+            top_logprobs,
+            seed: self.seed,
+        };
+        transformers::build(&cfg, hidden, &extras)
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impl {
+    use serde::ser::SerializeMap;
+
+    use super::super::json::{self, Entries, Value};
+    use super::{Logprobs, OpenAiParams};
+    use crate::Error;
+
+    impl OpenAiParams {
+        /// Reads the sampling parameters of a request body (a JSON object);
+        /// every other key (`model`, `messages`, `prompt`, `stream`, ...) is
+        /// ignored.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Load`] when the text is not a JSON object;
+        /// [`Error::InvalidParameter`] naming the parameter when one has the
+        /// wrong type or is out of range.
+        ///
+        /// ```
+        /// use decoding::config::{Logprobs, OpenAiParams};
+        ///
+        /// let p = OpenAiParams::from_json(r#"{"model": "m", "messages": [],
+        ///     "temperature": 0.5, "logprobs": true, "top_logprobs": 3,
+        ///     "logit_bias": {"50256": -100}, "stop": "END", "top_k": -1}"#)?;
+        /// assert_eq!(p.logprobs, Some(Logprobs::Enabled(true)));
+        /// assert_eq!(p.logit_bias, Some(vec![(50256, -100.0)]));
+        /// assert_eq!(p.stop, Some(vec!["END".to_string()]));
+        /// assert_eq!(p.top_k, Some(0));
+        /// # Ok::<(), decoding::Error>(())
+        /// ```
+        pub fn from_json(text: &str) -> Result<Self, Error> {
+            Self::from_entries(json::parse_object(text, "request")?)
+        }
+
+        pub(crate) fn from_entries(entries: Entries) -> Result<Self, Error> {
+            let mut p = OpenAiParams::default();
+            for (key, v) in &entries.0 {
+                match key.as_str() {
+                    "temperature" => {
+                        p.temperature = json::number(v, "temperature", super::TEMPERATURE)?
+                    }
+                    "top_p" => p.top_p = json::number(v, "top_p", super::TOP_P)?,
+                    "presence_penalty" => {
+                        p.presence_penalty = json::number(v, "presence_penalty", super::PENALTY)?
+                    }
+                    "frequency_penalty" => {
+                        p.frequency_penalty = json::number(v, "frequency_penalty", super::PENALTY)?
+                    }
+                    "logit_bias" => {
+                        p.logit_bias = json::id_map(v, "logit_bias", super::LOGIT_BIAS)?
+                    }
+                    "logprobs" => {
+                        p.logprobs = match v {
+                            Value::Null => None,
+                            Value::Bool(b) => Some(Logprobs::Enabled(*b)),
+                            _ => json::count(v, "logprobs", super::LEGACY_LOGPROBS)?
+                                .map(Logprobs::Top),
+                        }
+                    }
+                    "top_logprobs" => {
+                        p.top_logprobs = json::count(v, "top_logprobs", super::TOP_LOGPROBS)?
+                    }
+                    "seed" => p.seed = json::u64_value(v, "seed", "an integer in [0, 2^64)")?,
+                    "stop" => p.stop = json::strings(v, "stop")?,
+                    "n" => p.n = json::count(v, "n", "an integer >= 1")?,
+                    "max_tokens" | "max_completion_tokens" => {
+                        let name = if key == "max_tokens" {
+                            "max_tokens"
+                        } else {
+                            "max_completion_tokens"
+                        };
+                        let n = json::count(v, name, "an integer >= 1")?;
+                        if let (Some(a), Some(b)) = (p.max_tokens, n) {
+                            if a != b {
+                                return Err(Error::invalid(
+                                    "max_completion_tokens",
+                                    "equal to max_tokens when both are given",
+                                    format_args!("{b} and max_tokens {a}"),
+                                ));
+                            }
+                        }
+                        p.max_tokens = n.or(p.max_tokens);
+                    }
+                    "top_k" => {
+                        p.top_k = match v {
+                            Value::Int(-1) => Some(0),
+                            _ => json::count(
+                                v,
+                                "top_k",
+                                "-1 or an integer >= 0 (-1 and 0 disable top-k)",
+                            )?,
+                        }
+                    }
+                    "min_p" => p.min_p = json::number(v, "min_p", super::MIN_P)?,
+                    "repetition_penalty" => {
+                        p.repetition_penalty =
+                            json::number(v, "repetition_penalty", super::REPETITION)?
+                    }
+                    _ => {}
+                }
+            }
+            Ok(p)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for OpenAiParams {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let entries = Entries::deserialize(deserializer)?;
+            OpenAiParams::from_entries(entries).map_err(serde::de::Error::custom)
+        }
+    }
+
+    impl serde::Serialize for OpenAiParams {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(None)?;
+            macro_rules! entries {
+                ($($field:ident),* $(,)?) => {
+                    $(if let Some(v) = &self.$field {
+                        map.serialize_entry(stringify!($field), v)?;
+                    })*
+                };
+            }
+            entries!(temperature, top_p, presence_penalty, frequency_penalty);
+            if let Some(bias) = &self.logit_bias {
+                let obj: Vec<(String, f64)> =
+                    bias.iter().map(|(id, b)| (id.to_string(), *b)).collect();
+                map.serialize_entry("logit_bias", &LogitBiasMap(&obj))?;
+            }
+            match self.logprobs {
+                Some(Logprobs::Enabled(b)) => map.serialize_entry("logprobs", &b)?,
+                Some(Logprobs::Top(k)) => map.serialize_entry("logprobs", &k)?,
+                None => {}
+            }
+            entries!(top_logprobs, seed, stop, n, max_tokens, top_k, min_p, repetition_penalty);
+            map.end()
+        }
+    }
+
+    /// Serializes `(key, value)` pairs as an object.
+    struct LogitBiasMap<'a>(&'a [(String, f64)]);
+
+    impl serde::Serialize for LogitBiasMap<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            for (k, v) in self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! `DecodingPlan`: what a configuration builds.
+
+use std::fmt;
+
+use crate::{Error, GenerateOptions, Generator, LogitsProcessor, Pipeline, Sampler};
+
+/// How long a run may go.
+///
+/// transformers counts `max_new_tokens` after the prompt but `max_length`
+/// from the start of the sequence, prompt included; which one applies
+/// depends on what the configuration sets (see
+/// [`GenerationConfig`](super::GenerationConfig), *Length*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LengthLimit {
+    /// At most this many generated tokens.
+    NewTokens(usize),
+    /// At most this many tokens in the whole sequence, prompt included.
+    Total(usize),
+}
+
+impl LengthLimit {
+    /// The most tokens a run may generate after a prompt of `prompt_len`
+    /// tokens.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] (`max_length`) when a total limit leaves
+    /// no room after the prompt, as transformers raises then.
+    ///
+    /// ```
+    /// use decoding::config::LengthLimit;
+    ///
+    /// assert_eq!(LengthLimit::NewTokens(16).max_new_tokens(100)?, 16);
+    /// assert_eq!(LengthLimit::Total(4096).max_new_tokens(96)?, 4000);
+    /// assert!(LengthLimit::Total(10).max_new_tokens(10).is_err());
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn max_new_tokens(&self, prompt_len: usize) -> Result<usize, Error> {
+        match *self {
+            LengthLimit::NewTokens(n) => Ok(n),
+            LengthLimit::Total(m) if prompt_len < m => Ok(m - prompt_len),
+            LengthLimit::Total(m) => Err(Error::invalid(
+                "max_length",
+                "greater than the prompt length (or set max_new_tokens instead)",
+                format_args!("{m} for a prompt of {prompt_len} tokens"),
+            )),
+        }
+    }
+}
+
+/// A sampler that can move between threads, as a plan holds it.
+pub type BoxedSampler = Box<dyn Sampler + Send>;
+
+/// What building a configuration produces: the processor [`Pipeline`], the
+/// [`Sampler`], the [`GenerateOptions`] of the run, the length limit and
+/// the number of choices, plus a printable description of the order.
+///
+/// Built by [`GenerationConfig::build`](super::GenerationConfig::build),
+/// [`OpenAiParams::build`](super::OpenAiParams::build) and
+/// [`LlamaCppSampling::build`](super::LlamaCppSampling::build).
+///
+/// # The order is printable
+///
+/// [`DecodingPlan::stages`] lists the stages in the order they run, one
+/// short label per stage (the processor's type and its parameters), and
+/// `Display` prints them joined by `->`, then `=>` and the sampler:
+///
+/// ```text
+/// RepetitionPenalty(1.05) -> Temperature(0.7) -> TopK(k=20) -> TopP(0.8) => Categorical
+/// ```
+///
+/// # Several choices
+///
+/// [`DecodingPlan::n`] choices (OpenAI's `n`, transformers'
+/// `num_return_sequences`) are independent runs of the same prompt: choice
+/// `i` uses the seed `seed + i` (wrapping), so choices differ from one
+/// another and each is reproducible. [`DecodingPlan::generate_options`]
+/// gives the options of each.
+///
+/// # Example
+///
+/// ```
+/// use decoding::config::{GenerationConfig, LengthLimit};
+///
+/// let config = GenerationConfig {
+///     do_sample: Some(true),
+///     temperature: Some(0.7),
+///     top_k: Some(20),
+///     top_p: Some(0.8),
+///     repetition_penalty: Some(1.05),
+///     max_new_tokens: Some(64),
+///     ..GenerationConfig::default()
+/// };
+/// let plan = config.build()?;
+/// assert_eq!(
+///     plan.to_string(),
+///     "RepetitionPenalty(1.05) -> Temperature(0.7) -> TopK(k=20) -> TopP(0.8) => Categorical"
+/// );
+/// assert_eq!(plan.length(), LengthLimit::NewTokens(64));
+/// let options = plan.generate_options(12, 0)?;
+/// assert_eq!(options.max_new_tokens(), 64);
+/// # Ok::<(), decoding::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct DecodingPlan {
+    pipeline: Pipeline,
+    sampler: BoxedSampler,
+    sampler_name: &'static str,
+    options: GenerateOptions,
+    length: LengthLimit,
+    n: usize,
+    stages: Vec<String>,
+}
+
+impl DecodingPlan {
+    /// The processors, in order.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The sampler.
+    pub fn sampler(&self) -> &BoxedSampler {
+        &self.sampler
+    }
+
+    /// Whether the sampler is greedy (no randomness).
+    pub fn is_greedy(&self) -> bool {
+        self.sampler_name == "Greedy"
+    }
+
+    /// The options of choice 0 for an empty prompt (for a
+    /// [`LengthLimit::Total`] limit, `max_new_tokens` is the whole limit).
+    /// Use [`DecodingPlan::generate_options`] for a given prompt.
+    pub fn options(&self) -> &GenerateOptions {
+        &self.options
+    }
+
+    /// Replaces the base options (to set a vocabulary size or another seed,
+    /// for example); [`DecodingPlan::generate_options`] derives from them.
+    pub fn set_options(&mut self, options: GenerateOptions) {
+        self.options = options;
+    }
+
+    /// The length limit.
+    pub fn length(&self) -> LengthLimit {
+        self.length
+    }
+
+    /// The number of choices to generate per prompt (at least 1).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// One label per stage, in the order the stages run.
+    pub fn stages(&self) -> &[String] {
+        &self.stages
+    }
+
+    /// The options for choice `choice` (from 0) of a prompt of `prompt_len`
+    /// tokens: `max_new_tokens` from the length limit, the seed advanced
+    /// by `choice` (wrapping).
+    ///
+    /// # Errors
+    ///
+    /// As [`LengthLimit::max_new_tokens`]; [`Error::InvalidParameter`]
+    /// (`n`) when `choice >= n`.
+    pub fn generate_options(
+        &self,
+        prompt_len: usize,
+        choice: usize,
+    ) -> Result<GenerateOptions, Error> {
+        if choice >= self.n {
+            return Err(Error::invalid(
+                "n",
+                "greater than the choice index",
+                format_args!("{} for choice {choice}", self.n),
+            ));
+        }
+        let max_new_tokens = self.length.max_new_tokens(prompt_len)?;
+        self.options
+            .to_builder()
+            .max_new_tokens(max_new_tokens)
+            .seed(self.options.seed().wrapping_add(choice as u64))
+            .build()
+    }
+
+    /// The pipeline, the sampler and the base options.
+    pub fn into_parts(self) -> (Pipeline, BoxedSampler, GenerateOptions) {
+        (self.pipeline, self.sampler, self.options)
+    }
+
+    /// A [`Generator`] for choice 0 of a prompt of `prompt_len` tokens.
+    ///
+    /// # Errors
+    ///
+    /// As [`DecodingPlan::generate_options`].
+    pub fn into_generator(
+        self,
+        prompt_len: usize,
+    ) -> Result<Generator<Pipeline, BoxedSampler>, Error> {
+        let options = self.generate_options(prompt_len, 0)?;
+        Ok(Generator::new(self.pipeline, self.sampler, options))
+    }
+}
+
+/// `stage -> stage -> ... => Sampler` (`identity` when there is no stage).
+impl fmt::Display for DecodingPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stages.is_empty() {
+            f.write_str("identity")?;
+        } else {
+            f.write_str(&self.stages.join(" -> "))?;
+        }
+        write!(f, " => {}", self.sampler_name)
+    }
+}
+
+/// Accumulates stages and their labels.
+#[derive(Default)]
+pub(crate) struct PlanBuilder {
+    pipeline: Pipeline,
+    stages: Vec<String>,
+}
+
+impl PlanBuilder {
+    pub(crate) fn push(&mut self, stage: impl LogitsProcessor + Send + 'static, label: String) {
+        self.pipeline.push(stage);
+        self.stages.push(label);
+    }
+
+    pub(crate) fn finish(
+        self,
+        greedy: bool,
+        options: GenerateOptions,
+        length: LengthLimit,
+        n: usize,
+    ) -> DecodingPlan {
+        let (sampler, sampler_name): (BoxedSampler, _) = if greedy {
+            (Box::new(crate::sampler::Greedy::new()), "Greedy")
+        } else {
+            (Box::new(crate::sampler::Categorical::new()), "Categorical")
+        };
+        DecodingPlan {
+            pipeline: self.pipeline,
+            sampler,
+            sampler_name,
+            options,
+            length,
+            n,
+            stages: self.stages,
+        }
+    }
+}
+
+/// The base options: `max_new_tokens` for an empty prompt, EOS ids, stop
+/// strings, log-probabilities and the seed.
+pub(crate) fn base_options(
+    length: LengthLimit,
+    eos: &[crate::TokenId],
+    extras: &super::transformers::Extras,
+) -> Result<GenerateOptions, Error> {
+    let mut b = GenerateOptions::builder(length.max_new_tokens(0)?)
+        .eos_tokens(eos.iter().copied())
+        .stop_strings(extras.stop_strings.iter().cloned());
+    if let Some(mode) = extras.logprobs {
+        b = b.logprobs(mode).top_logprobs(extras.top_logprobs);
+    }
+    if let Some(seed) = extras.seed {
+        b = b.seed(seed);
+    }
+    b.build()
+}

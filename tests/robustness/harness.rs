@@ -1,0 +1,973 @@
+//! The "never panics, never lies" harness, shared by the fuzz targets
+//! (`fuzz/fuzz_targets/*.rs` include this file) and by the property tests
+//! and crash regressions of `tests/robustness`.
+//!
+//! Each entry point takes arbitrary bytes, decodes them into a complete
+//! case (every byte string is a valid case, so the fuzzer never wastes an
+//! input), runs the crate on it and asserts the crate's guarantees:
+//!
+//! - [`pipeline`]: a pipeline built from arbitrary parameters, applied to
+//!   arbitrary f32 bit patterns, then sampled (greedy, seeded categorical,
+//!   or categorical driven by an injected random source that returns edge
+//!   words such as 0 and `u64::MAX`).
+//! - [`generator`]: the generator driven by a model that returns arbitrary
+//!   rows, fails, or changes its vocabulary, with arbitrary options, stop
+//!   conditions and detokenizer, run one-shot, streamed and batched.
+//!
+//! A violated guarantee is a panic with a message saying which.
+
+#![allow(dead_code)]
+
+use std::fmt;
+
+use decoding::processors::{
+    Argmax, BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, LogitBias, MinNewTokens, MinP,
+    NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
+    SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
+};
+use decoding::sampler::{Categorical, Greedy};
+use decoding::{
+    BatchSequence, Context, Error, FinishReason, GenerateError, GenerateOptions, Generation,
+    Generator, LanguageModel, LogitsProcessor, LogprobMode, Pipeline, Sampled, Sampler, TokenId,
+    generate_batch, rng_from_seed,
+};
+
+// ------------------------------------------------------------ byte reader
+
+/// Reads values from the fuzz input. Reading past the end cycles through
+/// the input again (an empty input reads zeros), so every input decodes to
+/// a complete case.
+#[derive(Debug)]
+pub struct Bytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Bytes { data, pos: 0 }
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        if self.data.is_empty() {
+            return 0;
+        }
+        let b = self.data[self.pos % self.data.len()];
+        self.pos += 1;
+        b
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        u64::from(self.u32()) | (u64::from(self.u32()) << 32)
+    }
+
+    pub fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    /// A value in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.u16() as usize % n
+    }
+
+    /// A processor parameter: edge values, values on a grid, any bit pattern.
+    pub fn param(&mut self) -> f32 {
+        const EDGES: [f32; 28] = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            2.0,
+            -2.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            1e-45,
+            1e-30,
+            1e-8,
+            1e30,
+            f32::MAX,
+            f32::MIN,
+            f32::EPSILON,
+            0.99999994,
+            1.0000001,
+            0.1,
+            0.9,
+            0.999,
+            100.0,
+            2.0000002,
+            -2.0000002,
+            1e6,
+            0.25,
+        ];
+        match self.u8() % 4 {
+            0 => EDGES[self.below(EDGES.len())],
+            1 => f32::from(self.u8()) / 255.0,
+            2 => f32::from_bits(self.u32()),
+            _ => f32::from(self.u16()) / 1000.0 - 8.0,
+        }
+    }
+
+    /// A logit: mostly moderate values with ties and masks, sometimes edge
+    /// values (±1e30, ±f32::MAX, subnormals, NaN, ±inf), sometimes any bit
+    /// pattern (NaN payloads, negative zero, ...).
+    pub fn score(&mut self) -> f32 {
+        const EDGES: [f32; 16] = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+            f32::MAX,
+            f32::MIN,
+            3e38,
+            -3e38,
+            1e-45,
+            -1e-45,
+            -0.0,
+            88.7,
+            -88.7,
+            1000.0,
+            -1000.0,
+        ];
+        match self.u8() % 10 {
+            0..=3 => (f32::from(self.u8()) - 128.0) / 16.0,
+            4 => f32::NEG_INFINITY,
+            5 => f32::from(self.u8() % 3),
+            6 => EDGES[self.below(EDGES.len())],
+            7 => f32::from_bits(self.u32()),
+            8 => f32::from(self.u16()) / 64.0 - 512.0,
+            _ => f32::from(self.u8()) / -2.0,
+        }
+    }
+
+    /// A token id: mostly in range for a vocabulary of `v`, sometimes just
+    /// past it, sometimes anything.
+    pub fn token(&mut self, v: usize) -> TokenId {
+        match self.u8() % 8 {
+            0 => self.u32(),
+            1 => (v + self.below(3)) as TokenId,
+            _ => self.below(v.max(1)) as TokenId,
+        }
+    }
+
+    pub fn tokens(&mut self, v: usize, max_len: usize) -> Vec<TokenId> {
+        let n = self.below(max_len + 1);
+        (0..n).map(|_| self.token(v)).collect()
+    }
+
+    pub fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+        let n = self.below(max_len + 1);
+        (0..n).map(|_| self.u8()).collect()
+    }
+}
+
+// ------------------------------------------------------------ processors
+
+/// One stage of a pipeline, as decoded (built twice: the pipeline's twin
+/// must make the same choices).
+#[derive(Debug, Clone)]
+pub enum StageSpec {
+    Temperature(f32),
+    TopK(usize, usize),
+    TopP(f32, usize),
+    MinP(f32, usize),
+    Typical(f32, usize),
+    Epsilon(f32, usize),
+    Eta(f32, usize),
+    TopH(f32),
+    Argmax,
+    Repetition(f32),
+    PresenceFrequency(f32, f32),
+    LogitBias(Vec<(TokenId, f32)>),
+    SequenceBias(Vec<(Vec<TokenId>, f32)>),
+    NoRepeatNGram(usize),
+    BadWords(Vec<Vec<TokenId>>, Vec<TokenId>),
+    Suppress(Vec<TokenId>),
+    SuppressAtBegin(Vec<TokenId>),
+    MinNewTokens(usize, Vec<TokenId>),
+    LogSoftmax,
+}
+
+impl StageSpec {
+    pub fn decode(b: &mut Bytes<'_>, v: usize) -> StageSpec {
+        let keep = |b: &mut Bytes<'_>| match b.u8() % 8 {
+            0 => 0,
+            1 => b.below(3000),
+            2 => usize::MAX,
+            _ => 1 + b.below(4),
+        };
+        let count = |b: &mut Bytes<'_>| match b.u8() % 8 {
+            0 => 0,
+            1 => usize::MAX,
+            2 => v + b.below(5),
+            _ => 1 + b.below(v.max(1) + 2),
+        };
+        match b.u8() % 19 {
+            0 => StageSpec::Temperature(b.param()),
+            1 => StageSpec::TopK(count(b), keep(b)),
+            2 => StageSpec::TopP(b.param(), keep(b)),
+            3 => StageSpec::MinP(b.param(), keep(b)),
+            4 => StageSpec::Typical(b.param(), keep(b)),
+            5 => StageSpec::Epsilon(b.param(), keep(b)),
+            6 => StageSpec::Eta(b.param(), keep(b)),
+            7 => StageSpec::TopH(b.param()),
+            8 => StageSpec::Argmax,
+            9 => StageSpec::Repetition(b.param()),
+            10 => StageSpec::PresenceFrequency(b.param(), b.param()),
+            11 => {
+                let n = b.below(5);
+                StageSpec::LogitBias((0..n).map(|_| (b.token(v), b.param())).collect())
+            }
+            12 => {
+                let n = b.below(4);
+                StageSpec::SequenceBias((0..n).map(|_| (b.tokens(v, 3), b.param())).collect())
+            }
+            13 => StageSpec::NoRepeatNGram(b.below(5)),
+            14 => {
+                let n = b.below(4);
+                StageSpec::BadWords((0..n).map(|_| b.tokens(v, 3)).collect(), b.tokens(v, 2))
+            }
+            15 => StageSpec::Suppress(b.tokens(v, 4)),
+            16 => StageSpec::SuppressAtBegin(b.tokens(v, 4)),
+            17 => StageSpec::MinNewTokens(b.below(6), b.tokens(v, 2)),
+            _ => StageSpec::LogSoftmax,
+        }
+    }
+
+    /// The f32 parameters, to check that a NaN is never accepted.
+    fn float_params(&self) -> Vec<f32> {
+        match self {
+            StageSpec::Temperature(x)
+            | StageSpec::TopP(x, _)
+            | StageSpec::MinP(x, _)
+            | StageSpec::Typical(x, _)
+            | StageSpec::Epsilon(x, _)
+            | StageSpec::Eta(x, _)
+            | StageSpec::TopH(x)
+            | StageSpec::Repetition(x) => vec![*x],
+            StageSpec::PresenceFrequency(a, c) => vec![*a, *c],
+            StageSpec::LogitBias(v) => v.iter().map(|e| e.1).collect(),
+            StageSpec::SequenceBias(v) => v.iter().map(|e| e.1).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Builds the stage. A constructor may only fail with
+    /// `InvalidParameter`, and must fail on every NaN parameter.
+    pub fn build(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        fn boxed<P: LogitsProcessor + Send + 'static>(
+            r: Result<P, Error>,
+        ) -> Result<Box<dyn LogitsProcessor + Send>, Error> {
+            r.map(|p| Box::new(p) as Box<dyn LogitsProcessor + Send>)
+        }
+        let built = match self.clone() {
+            StageSpec::Temperature(t) => boxed(Temperature::new(t)),
+            StageSpec::TopK(k, m) => boxed(TopK::new(k).and_then(|p| p.min_tokens_to_keep(m))),
+            StageSpec::TopP(p, m) => boxed(TopP::new(p).and_then(|p| p.min_tokens_to_keep(m))),
+            StageSpec::MinP(p, m) => boxed(MinP::new(p).and_then(|p| p.min_tokens_to_keep(m))),
+            StageSpec::Typical(p, m) => {
+                boxed(Typical::new(p).and_then(|p| p.min_tokens_to_keep(m)))
+            }
+            StageSpec::Epsilon(p, m) => {
+                boxed(EpsilonCutoff::new(p).and_then(|p| p.min_tokens_to_keep(m)))
+            }
+            StageSpec::Eta(p, m) => boxed(EtaCutoff::new(p).and_then(|p| p.min_tokens_to_keep(m))),
+            StageSpec::TopH(p) => boxed(TopH::new(p)),
+            StageSpec::Argmax => boxed(Ok(Argmax::new())),
+            StageSpec::Repetition(p) => boxed(RepetitionPenalty::new(p)),
+            StageSpec::PresenceFrequency(a, c) => boxed(PresenceFrequencyPenalty::new(a, c)),
+            StageSpec::LogitBias(v) => boxed(LogitBias::new(v)),
+            StageSpec::SequenceBias(v) => boxed(SequenceBias::new(v)),
+            StageSpec::NoRepeatNGram(n) => boxed(NoRepeatNGram::new(n)),
+            StageSpec::BadWords(s, eos) => boxed(BadWords::new(s, &eos)),
+            StageSpec::Suppress(ids) => boxed(Ok(SuppressTokens::new(ids))),
+            StageSpec::SuppressAtBegin(ids) => boxed(Ok(SuppressTokensAtBegin::new(ids))),
+            StageSpec::MinNewTokens(n, eos) => boxed(MinNewTokens::new(n, eos)),
+            StageSpec::LogSoftmax => boxed(Ok(LogSoftmax::new())),
+        };
+        match built {
+            Ok(p) => {
+                let params = self.float_params();
+                assert!(!params.iter().any(|x| x.is_nan()), "{self:?} accepted a NaN parameter");
+                Some(p)
+            }
+            Err(Error::InvalidParameter { .. }) => None,
+            Err(e) => panic!("{self:?}: a constructor failed with {e:?}, not InvalidParameter"),
+        }
+    }
+}
+
+/// Decodes up to `max` stages and builds the pipeline twice (for two
+/// independent paths over the same processing).
+pub fn decode_stages(b: &mut Bytes<'_>, v: usize, max: usize) -> Vec<StageSpec> {
+    let n = b.below(max + 1);
+    (0..n).map(|_| StageSpec::decode(b, v)).collect()
+}
+
+pub fn build_pipeline(specs: &[StageSpec]) -> Pipeline {
+    let mut p = Pipeline::new();
+    for s in specs {
+        if let Some(stage) = s.build() {
+            p.push_boxed(stage);
+        }
+    }
+    p
+}
+
+// ------------------------------------------------------------ random sources
+
+/// A random source that returns fixed 64-bit words, cycling: the way to
+/// reach the uniform draw's edges (`0` gives u = 0, `u64::MAX` gives
+/// u = 1 - 2^-53) through [`Sampler::sample`].
+#[derive(Debug, Clone)]
+pub struct Words {
+    words: Vec<u64>,
+    next: usize,
+}
+
+impl Words {
+    pub fn new(words: &[u64]) -> Self {
+        assert!(!words.is_empty());
+        Words { words: words.to_vec(), next: 0 }
+    }
+
+    fn word(&mut self) -> u64 {
+        let w = self.words[self.next % self.words.len()];
+        self.next += 1;
+        w
+    }
+}
+
+impl rand::TryRng for Words {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok((self.word() >> 32) as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.word())
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let w = self.word().to_le_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ helpers
+
+/// The first NaN or `+inf` of a row, as the crate must report it.
+pub fn first_invalid(row: &[f32]) -> Option<(usize, f32)> {
+    row.iter().position(|x| x.is_nan() || *x == f32::INFINITY).map(|i| (i, row[i]))
+}
+
+/// The error a row must produce before any processor runs, if any.
+pub fn row_error(row: &[f32]) -> Option<Error> {
+    if row.is_empty() {
+        return Some(Error::EmptyRow);
+    }
+    first_invalid(row).map(|(index, value)| Error::InvalidLogit { index, value })
+}
+
+/// Error equality that compares NaN values by bits.
+pub fn same_error(a: &Error, b: &Error) -> bool {
+    match (a, b) {
+        (
+            Error::InvalidLogit { index: i, value: x },
+            Error::InvalidLogit { index: j, value: y },
+        ) => i == j && x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// The first maximum of a processed row (greedy's rule).
+fn first_argmax(row: &[f32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in row.iter().enumerate() {
+        if x > f32::NEG_INFINITY && best.is_none_or(|b| x > row[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// Checks one sampled token against the fully processed row.
+fn check_sampled(s: &Sampled, dense: &[f32], greedy: bool, what: &str) {
+    let t = s.token as usize;
+    assert!(t < dense.len(), "{what}: token {t} out of range {}", dense.len());
+    let m = dense.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let x = dense[t];
+    assert!(x > f32::NEG_INFINITY, "{what}: token {t} has processed score -inf");
+    let weight = (x - m).exp();
+    assert!(weight > 0.0, "{what}: token {t} has processed probability 0 ({x} vs max {m})");
+    if greedy {
+        assert_eq!(Some(t), first_argmax(dense), "{what}: greedy is not the first maximum");
+    }
+    assert!(s.logprob.is_finite() && s.logprob <= 1e-6, "{what}: log-prob {}", s.logprob);
+    // The log-probability is that of the token under the processed row.
+    let z: f64 = dense.iter().map(|&y| f64::from((y - m).exp())).sum();
+    let expected = f64::from(x - m) - z.ln();
+    let tol = 1e-3 + 1e-5 * expected.abs();
+    assert!(
+        (f64::from(s.logprob) - expected).abs() <= tol,
+        "{what}: log-prob {} but the processed row gives {expected}",
+        s.logprob
+    );
+}
+
+// ------------------------------------------------------------ target (a)
+
+/// Fuzz target (a): a pipeline of arbitrary stages on an arbitrary row,
+/// then a sampler.
+pub fn pipeline(data: &[u8]) {
+    let mut b = Bytes::new(data);
+    let v = match b.u8() % 8 {
+        0 => 0,
+        1 => 1000 + b.below(3200),
+        _ => b.below(64),
+    };
+    let row: Vec<f32> = (0..v).map(|_| b.score()).collect();
+    let specs = decode_stages(&mut b, v, 6);
+    let history = b.tokens(v, 12);
+    let prompt_len = b.below(history.len() + 1);
+    let ctx = Context::new(&history, prompt_len).expect("prompt_len <= len");
+    let sampler_kind = b.u8() % 3;
+    let seed = b.u64();
+    let words = [
+        match b.u8() % 4 {
+            0 => 0,
+            1 => u64::MAX,
+            2 => u64::MAX >> 1,
+            _ => b.u64(),
+        },
+        b.u64(),
+    ];
+
+    // Path 1: process, writing the whole processed row back.
+    let mut dense = row.clone();
+    let mut p1 = build_pipeline(&specs);
+    let processed = p1.process(&ctx, &mut dense);
+
+    // Path 2: the fast path, processing then sampling without writing back.
+    let mut p2 = build_pipeline(&specs);
+    let mut fast = row.clone();
+    let mut rng = rng_from_seed(seed);
+    let mut words_rng = Words::new(&words);
+    let (sampled, greedy) = match sampler_kind {
+        0 => (p2.sample(&ctx, &mut fast, &mut Greedy::new(), &mut rng), true),
+        1 => (p2.sample(&ctx, &mut fast, &mut Categorical::new(), &mut rng), false),
+        _ => (p2.sample(&ctx, &mut fast, &mut Categorical::new(), &mut words_rng), false),
+    };
+
+    if let Some(expected) = row_error(&row) {
+        let e1 = processed.expect_err("a bad row was processed");
+        let e2 = sampled.expect_err("a bad row was sampled");
+        assert!(same_error(&e1, &expected), "process: {e1:?}, expected {expected:?}");
+        assert!(same_error(&e2, &expected), "sample: {e2:?}, expected {expected:?}");
+        return;
+    }
+    match processed {
+        Err(e) => {
+            assert!(
+                matches!(e, Error::TokenOutOfRange { id, vocab_size } if id as usize >= vocab_size && vocab_size == v),
+                "process failed on a valid row: {e:?}"
+            );
+            assert_eq!(sampled.expect_err("sample succeeded where process failed"), e);
+            return;
+        }
+        Ok(()) => {}
+    }
+    for (i, (&x, &y)) in row.iter().zip(&dense).enumerate() {
+        assert!(!y.is_nan() && y != f32::INFINITY, "processed score {i} is {y}");
+        if x == f32::NEG_INFINITY {
+            assert_eq!(y, f32::NEG_INFINITY, "masked token {i} was revived");
+        }
+    }
+    if dense.iter().all(|&x| x == f32::NEG_INFINITY) {
+        assert_eq!(sampled, Err(Error::AllMasked));
+        return;
+    }
+    let s = sampled.unwrap_or_else(|e| panic!("sampling a row with candidates failed: {e:?}"));
+    check_sampled(&s, &dense, greedy, "pipeline");
+
+    // Sampling the written-back row agrees on what may be drawn.
+    let mut live = Vec::new();
+    let mut again = dense.clone();
+    let scores = decoding::Scores::new(&mut again, &mut live);
+    let s = if greedy {
+        Greedy::new().sample(&scores, &mut rng_from_seed(seed))
+    } else {
+        Categorical::new().sample(&scores, &mut Words::new(&words))
+    }
+    .expect("sampling the processed row");
+    check_sampled(&s, &dense, greedy, "dense row");
+
+    // The batch path gives what the single path gave, seed for seed.
+    if sampler_kind < 2 && v > 0 {
+        let mut p3 = build_pipeline(&specs);
+        let batch = ndarray::Array2::from_shape_vec((1, v), row.clone()).expect("shape");
+        let mut out = Vec::new();
+        let mut rngs = [rng_from_seed(seed)];
+        let r = if greedy {
+            p3.sample_batch(&[ctx], batch.view(), &mut Greedy::new(), &mut rngs, &mut out)
+        } else {
+            p3.sample_batch(&[ctx], batch.view(), &mut Categorical::new(), &mut rngs, &mut out)
+        };
+        r.expect("batch of one valid row");
+        let mut p4 = build_pipeline(&specs);
+        let mut single_row = row.clone();
+        let single = if greedy {
+            p4.sample(&ctx, &mut single_row, &mut Greedy::new(), &mut rng_from_seed(seed))
+        } else {
+            p4.sample(&ctx, &mut single_row, &mut Categorical::new(), &mut rng_from_seed(seed))
+        };
+        assert_eq!(out, vec![single.expect("single row")], "batch differs from single");
+    }
+}
+
+// ------------------------------------------------------------ target (c)
+
+/// The model's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFailed(pub usize);
+
+impl fmt::Display for ModelFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "model call {} failed", self.0)
+    }
+}
+
+impl std::error::Error for ModelFailed {}
+
+/// What the model does at one call.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Writes this row (cycled to the vocabulary size; zeros if empty).
+    Row(Vec<f32>),
+    /// Fails.
+    Fail,
+    /// Reports another vocabulary size before this call.
+    Resize(usize),
+}
+
+/// A model that plays a script of actions (cycled), recording every call.
+#[derive(Debug, Clone)]
+pub struct FuzzModel {
+    pub vocab: usize,
+    pub actions: Vec<Action>,
+    pub calls: usize,
+    pub forwards: Vec<Vec<TokenId>>,
+    pub rows: Vec<Vec<f32>>,
+}
+
+impl FuzzModel {
+    pub fn new(vocab: usize, actions: Vec<Action>) -> Self {
+        FuzzModel { vocab, actions, calls: 0, forwards: Vec::new(), rows: Vec::new() }
+    }
+
+    fn action(&self, call: usize) -> Option<&Action> {
+        if self.actions.is_empty() { None } else { Some(&self.actions[call % self.actions.len()]) }
+    }
+
+    /// The vocabulary the model reports before call `call`.
+    pub fn vocab_at(&self, call: usize) -> usize {
+        match self.action(call) {
+            Some(Action::Resize(n)) => *n,
+            _ => self.vocab,
+        }
+    }
+}
+
+impl LanguageModel for FuzzModel {
+    type Error = ModelFailed;
+    fn vocab_size(&self) -> usize {
+        self.vocab_at(self.calls)
+    }
+    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), ModelFailed> {
+        let call = self.calls;
+        self.calls += 1;
+        self.forwards.push(tokens.to_vec());
+        match self.action(call).cloned() {
+            Some(Action::Fail) => return Err(ModelFailed(call)),
+            Some(Action::Row(r)) if !r.is_empty() => {
+                for (i, x) in logits.iter_mut().enumerate() {
+                    *x = r[i % r.len()];
+                }
+            }
+            _ => logits.fill(0.0),
+        }
+        self.rows.push(logits.to_vec());
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.calls = 0;
+        self.forwards.clear();
+        self.rows.clear();
+    }
+}
+
+/// A decoded generator case.
+#[derive(Debug, Clone)]
+pub struct GenCase {
+    pub model: FuzzModel,
+    pub stages: Vec<StageSpec>,
+    pub greedy: bool,
+    pub builder: decoding::GenerateOptionsBuilder,
+    pub pieces: Vec<Vec<u8>>,
+    pub prompt: Vec<TokenId>,
+    pub mode: u8,
+}
+
+impl GenCase {
+    pub fn decode(data: &[u8]) -> GenCase {
+        let mut b = Bytes::new(data);
+        let v = match b.u8() % 16 {
+            0 => 0,
+            _ => 1 + b.below(24),
+        };
+        let n_actions = b.below(6);
+        let actions = (0..n_actions)
+            .map(|_| match b.u8() % 10 {
+                0 => Action::Fail,
+                1 => Action::Resize(b.below(v + 3)),
+                _ => {
+                    let len = 1 + b.below(v.max(1));
+                    Action::Row((0..len).map(|_| b.score()).collect())
+                }
+            })
+            .collect();
+        let stages = decode_stages(&mut b, v, 3);
+        let greedy = b.bool();
+
+        let max_new = match b.u8() % 8 {
+            0 => 0,
+            _ => b.below(12),
+        };
+        let mut builder = GenerateOptions::builder(max_new).seed(b.u64());
+        if b.bool() {
+            builder = builder.min_new_tokens(b.below(6));
+        }
+        for _ in 0..b.below(3) {
+            builder = builder.eos_token(b.token(v));
+        }
+        let pieces: Vec<Vec<u8>> = {
+            let n = match b.u8() % 8 {
+                0 => b.below(v + 1),
+                _ => v,
+            };
+            (0..n)
+                .map(|_| match b.u8() % 4 {
+                    0 => b.bytes(4),
+                    1 => vec![b"ab\n"[b.below(3)]],
+                    2 => "é€😀".as_bytes()[..b.below(10)].to_vec(),
+                    _ => vec![b'a' + b.u8() % 3],
+                })
+                .collect()
+        };
+        for _ in 0..b.below(3) {
+            builder = builder.stop_sequence(b.tokens(v, 3));
+        }
+        for _ in 0..b.below(3) {
+            // Stop strings made of pieces, so that they occur.
+            let mut s = Vec::new();
+            for _ in 0..b.below(3) + 1 {
+                if let Some(p) = pieces.get(b.below(pieces.len().max(1))) {
+                    s.extend_from_slice(p);
+                }
+            }
+            let cut = b.below(s.len() + 1);
+            let s = if b.bool() { &s[cut..] } else { &s[..] };
+            builder = builder.stop_string(String::from_utf8_lossy(s).into_owned());
+        }
+        if b.u8() % 4 == 0 {
+            builder = builder.vocab_size(b.below(v + 3));
+        }
+        match b.u8() % 4 {
+            0 => builder = builder.logprobs(LogprobMode::Raw),
+            1 => builder = builder.logprobs(LogprobMode::Processed),
+            2 => builder = builder.logprobs(LogprobMode::Both),
+            _ => {}
+        }
+        if b.bool() {
+            builder = builder.top_logprobs(b.below(5));
+        }
+        let prompt = match b.u8() % 8 {
+            0 => Vec::new(),
+            _ => {
+                let mut p = b.tokens(v, 4);
+                p.push(b.token(v));
+                p
+            }
+        };
+        let mode = b.u8();
+        GenCase { model: FuzzModel::new(v, actions), stages, greedy, builder, pieces, prompt, mode }
+    }
+
+    fn generator(&self, options: GenerateOptions) -> Generator<Pipeline, Box<dyn Sampler + Send>> {
+        let sampler: Box<dyn Sampler + Send> =
+            if self.greedy { Box::new(Greedy::new()) } else { Box::new(Categorical::new()) };
+        Generator::new(build_pipeline(&self.stages), sampler, options)
+    }
+}
+
+type GenResult = Result<Generation, GenerateError<ModelFailed>>;
+
+/// Fuzz target (c): the generator driven by a model that returns arbitrary
+/// rows and errors.
+pub fn generator(data: &[u8]) {
+    let case = GenCase::decode(data);
+    let options = match case.builder.clone().build() {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                matches!(e, Error::InvalidParameter { .. } | Error::TokenOutOfRange { .. }),
+                "options failed with {e:?}"
+            );
+            return;
+        }
+    };
+    let with_text = case.mode & 1 == 1 || !options.stop_strings().is_empty();
+    let pieces = &case.pieces;
+
+    // One-shot run.
+    let mut model = case.model.clone();
+    let mut g = case.generator(options.clone());
+    let result: GenResult = if with_text {
+        g.generate_text(&mut model, pieces, &case.prompt)
+    } else {
+        g.generate(&mut model, &case.prompt)
+    };
+    let partial = g.generated().to_vec();
+    check_run(&case, &options, &model, &result, &partial, with_text);
+
+    // The stream yields the same tokens, text and outcome.
+    let mut model2 = case.model.clone();
+    let mut g2 = case.generator(options.clone());
+    let stream = if with_text {
+        g2.stream_text(&mut model2, pieces, &case.prompt)
+    } else {
+        g2.stream(&mut model2, &case.prompt)
+    };
+    match stream {
+        Err(e) => {
+            let r = result.as_ref().expect_err("the stream failed to start, the run did not");
+            assert_eq!(e.to_string(), r.to_string(), "start errors differ");
+        }
+        Ok(stream) => {
+            let mut tokens = Vec::new();
+            let mut text = String::new();
+            let mut finish = None;
+            let mut error = None;
+            for (i, step) in stream.enumerate() {
+                assert!(error.is_none(), "the stream went on after an error");
+                assert!(finish.is_none(), "the stream went on after it finished");
+                match step {
+                    Ok(step) => {
+                        assert_eq!(step.index, i);
+                        tokens.push(step.token);
+                        text.push_str(&step.text);
+                        finish = step.finish_reason;
+                    }
+                    Err(e) => error = Some(e),
+                }
+            }
+            match &result {
+                Ok(out) => {
+                    assert!(error.is_none(), "the stream failed, the run did not: {error:?}");
+                    assert_eq!(tokens, out.tokens, "stream tokens");
+                    if !out.tokens.is_empty() {
+                        assert_eq!(finish, Some(out.finish_reason), "stream finish");
+                    }
+                    if with_text {
+                        assert_eq!(Some(&text), out.text.as_ref(), "stream text");
+                    }
+                }
+                Err(e) => {
+                    let se = error.expect("the run failed, the stream did not");
+                    assert_eq!(se.to_string(), e.to_string(), "stream error");
+                    assert_eq!(se.step(), e.step());
+                    assert_eq!(tokens, partial, "stream tokens before the error");
+                }
+            }
+        }
+    }
+
+    // A batch of two equal sequences gives each the single run's result.
+    if case.mode & 2 == 2 {
+        let mut models = vec![case.model.clone(), case.model.clone()];
+        let mut ga = case.generator(options.clone());
+        let mut gb = case.generator(options.clone());
+        let mut seqs = [BatchSequence::new(&mut ga, &case.prompt), BatchSequence::new(&mut gb, &case.prompt)];
+        if with_text {
+            let [a, b] = seqs;
+            seqs = [a.with_detokenizer(pieces), b.with_detokenizer(pieces)];
+        }
+        match generate_batch(&mut models, &mut seqs) {
+            Ok(results) => {
+                assert_eq!(results.len(), 2);
+                for r in &results {
+                    match (r, &result) {
+                        (Ok(x), Ok(y)) => assert_eq!(x, y, "batch result differs"),
+                        (Err(x), Err(y)) => {
+                            assert_eq!(x.to_string(), y.to_string(), "batch error differs")
+                        }
+                        (x, y) => panic!("batch {x:?} vs single {y:?}"),
+                    }
+                }
+            }
+            Err(e) => {
+                // A model failure or a vocabulary change ends the batch; the
+                // single run met the same one.
+                let y = result.as_ref().expect_err("the batch failed, the single run did not");
+                assert!(
+                    matches!(e, GenerateError::Model { .. } | GenerateError::LogitsLength { .. }),
+                    "batch failed with {e}"
+                );
+                assert_eq!(e.to_string(), y.to_string(), "batch error differs");
+            }
+        }
+    }
+}
+
+/// The guarantees of one finished (or failed) run.
+fn check_run(
+    case: &GenCase,
+    options: &GenerateOptions,
+    model: &FuzzModel,
+    result: &GenResult,
+    partial: &[TokenId],
+    with_text: bool,
+) {
+    let v0 = case.model.vocab_at(0);
+    let n = options.vocab_size().unwrap_or(v0).min(v0);
+    let eos = options.eos_tokens();
+    // Exactly one model call per step, none after the last token.
+    let steps_tried = model.forwards.len();
+    match result {
+        Ok(out) => {
+            let tokens = &out.tokens;
+            assert_eq!(partial, &tokens[..]);
+            assert!(tokens.len() <= options.max_new_tokens(), "more than max_new_tokens");
+            assert_eq!(steps_tried, tokens.len(), "model calls != tokens");
+            for (i, &t) in tokens.iter().enumerate() {
+                assert!((t as usize) < n, "token {t} at step {i} is not below {n}");
+                let raw = model.rows[i][t as usize];
+                assert!(raw > f32::NEG_INFINITY, "step {i}: token {t} was masked by the model");
+                if i < options.min_new_tokens() {
+                    assert!(!eos.contains(&t), "EOS {t} before min_new_tokens");
+                }
+                // No stop condition held before the last token.
+                if i + 1 < tokens.len() {
+                    assert!(!eos.contains(&t), "the run went on after EOS");
+                    for s in options.stop_sequences() {
+                        assert!(!tokens[..=i].ends_with(s), "the run went on after a stop sequence");
+                    }
+                }
+            }
+            // What the model was fed: the prompt, then each new token.
+            for (i, fed) in model.forwards.iter().enumerate() {
+                if i == 0 {
+                    assert_eq!(fed, &case.prompt);
+                } else {
+                    assert_eq!(fed, &[tokens[i - 1]]);
+                }
+            }
+            match out.finish_reason {
+                FinishReason::Length => {
+                    assert_eq!(tokens.len(), options.max_new_tokens(), "Length before the limit")
+                }
+                FinishReason::Eos { token } => {
+                    assert_eq!(tokens.last(), Some(&token));
+                    assert!(eos.contains(&token));
+                }
+                FinishReason::StopSequence { index } => {
+                    assert!(tokens.ends_with(&options.stop_sequences()[index]))
+                }
+                FinishReason::StopString { index } => {
+                    assert!(index < options.stop_strings().len());
+                }
+                _ => {}
+            }
+            if let Some(text) = &out.text {
+                assert!(with_text);
+                if !matches!(out.finish_reason, FinishReason::StopString { .. }) {
+                    for s in options.stop_strings() {
+                        assert!(!text.contains(s.as_str()), "{text:?} holds stop string {s:?}");
+                    }
+                }
+            }
+            if let Some(lps) = &out.logprobs {
+                assert_eq!(lps.len(), tokens.len());
+                for (lp, &t) in lps.iter().zip(tokens) {
+                    assert_eq!(lp.token, t);
+                    for x in lp.raw.iter().chain(lp.processed.iter()) {
+                        assert!(x.is_finite() && *x <= 1e-6, "log-prob {x}");
+                    }
+                    for top in [&lp.raw_top, &lp.processed_top] {
+                        assert!(top.len() <= options.top_logprobs());
+                        for w in top.windows(2) {
+                            assert!(w[0].logprob >= w[1].logprob, "top log-probs out of order");
+                        }
+                        for e in top.iter() {
+                            assert!(e.logprob <= 1e-6 && !e.logprob.is_nan());
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            if let Some(step) = e.step() {
+                assert_eq!(partial.len(), step, "tokens kept before the failing step");
+                assert!(step < options.max_new_tokens().max(1));
+            } else {
+                assert!(partial.is_empty());
+                assert_eq!(steps_tried, 0, "the model was called before a start error");
+            }
+            match e {
+                GenerateError::EmptyPrompt => assert!(case.prompt.is_empty()),
+                GenerateError::MissingDetokenizer => assert!(!with_text),
+                GenerateError::VocabMismatch { model: m, tokenizer } => {
+                    assert!(m < tokenizer);
+                }
+                GenerateError::LogitsLength { step, actual, expected } => {
+                    assert_eq!(*actual, case.model.vocab_at(*step));
+                    assert_eq!(*expected, v0);
+                    assert_eq!(steps_tried, *step);
+                }
+                GenerateError::Model { step, source } => {
+                    assert_eq!(source.0, *step);
+                    assert_eq!(steps_tried, step + 1);
+                }
+                GenerateError::Decoding { step, source } => {
+                    let row = &model.rows[*step][..n];
+                    match row_error(row) {
+                        Some(expected) => assert!(
+                            same_error(source, &expected),
+                            "step {step}: {source:?}, expected {expected:?}"
+                        ),
+                        None => assert!(
+                            matches!(source, Error::AllMasked | Error::TokenOutOfRange { .. }),
+                            "step {step}: unexpected {source:?} on a valid row"
+                        ),
+                    }
+                }
+                GenerateError::UnknownToken { token, .. } => {
+                    assert!(with_text && (*token as usize) >= case.pieces.len());
+                }
+                other => panic!("unexpected error {other}"),
+            }
+        }
+    }
+}
