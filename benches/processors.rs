@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use decoding::processors::{
-    Argmax, BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, LogitBias, MinNewTokens, MinP,
-    NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SuppressTokens, Temperature, TopH,
-    TopK, TopP, Typical,
+    AllowedTokens, Argmax, BadWords, Dry, DynamicTemperature, EpsilonCutoff, EtaCutoff, LogSoftmax,
+    LogitBias, MinNewTokens, MinP, MirostatV2, NoRepeatNGram, PresenceFrequencyPenalty,
+    RepetitionPenalty, SuppressTokens, Temperature, TokenBitmask, TopH, TopK, TopNSigma, TopP,
+    Typical, Xtc,
 };
 use decoding::sampler::{Categorical, Greedy};
 use decoding::{
@@ -146,6 +147,17 @@ fn all(c: &mut Criterion) {
             ("bad_words (50 pairs)", Box::new(BadWords::new(bad, &[0]).unwrap())),
             ("suppress_tokens (100)", Box::new(SuppressTokens::new(0..100))),
             ("min_new_tokens 1000", Box::new(MinNewTokens::new(1000, [0]).unwrap())),
+            ("top_n_sigma 1", Box::new(TopNSigma::new(1.0).unwrap())),
+            ("xtc 1.0 0.1", Box::new(Xtc::new(1.0, 0.1, 1).unwrap())),
+            ("dynatemp 0.8 ± 0.5", Box::new(DynamicTemperature::new(0.8, 0.5, 1.0).unwrap())),
+            ("mirostat_v2 5 0.1", Box::new(MirostatV2::new(5.0, 0.1).unwrap())),
+            ("dry 0.8 1.75 2 (512 tokens)", Box::new(Dry::new(0.8, 1.75, 2).unwrap())),
+            (
+                "allowed_tokens (every 7th)",
+                Box::new(AllowedTokens::new(|_: &Context<'_>, mask: &mut TokenBitmask| {
+                    (0..mask.vocab_size() as TokenId).step_by(7).try_for_each(|id| mask.insert(id))
+                })),
+            ),
         ];
         for (name, p) in processors.iter_mut() {
             bench_processor(c, &group, &row, &ctx, name, p.as_mut());

@@ -38,6 +38,11 @@ pub enum Error {
     /// Every entry of the row is `-inf`: there is nothing to choose from.
     #[error("every token is masked: no candidate is left to sample")]
     AllMasked,
+    /// A constrained-decoding callback (see
+    /// [`AllowedTokens`](crate::processors::AllowedTokens)) allowed no token
+    /// at all: the constraint cannot be satisfied at this step.
+    #[error("the allowed-tokens constraint allows no token at this step")]
+    NoAllowedToken,
     /// A row or a buffer does not have the vocabulary size it must have.
     #[error("vocabulary size mismatch: expected {expected}, got {actual}")]
     VocabSizeMismatch {

@@ -51,6 +51,9 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![forbid(unsafe_code)]
+// Negated comparisons (`!(p > 0.0)`) are how this crate rejects NaN along
+// with out-of-range values; the lint's suggested rewrite would let NaN through.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 #![doc(test(attr(deny(warnings))))]
 
 mod chain;
@@ -63,6 +66,7 @@ mod pipeline;
 mod processor;
 mod rng;
 mod scores;
+mod speculative;
 
 pub mod config;
 pub mod processors;
@@ -82,6 +86,7 @@ pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
 pub use self::rng::{DecodingRng, rng_from_seed, unit_f64};
 pub use self::sampler::{Sampled, Sampler};
 pub use self::scores::Scores;
+pub use self::speculative::{Speculation, speculative_accept};
 
 /// A token id, as tokenizers and model heads number them.
 pub type TokenId = u32;

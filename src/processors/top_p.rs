@@ -1,6 +1,6 @@
 //! Top-p (nucleus) truncation.
 
-use crate::math::{Entry, Softmax, first_stop, rank_desc, top_candidates};
+use crate::math::{Entry, Softmax, first_stop, gather_at_least, rank_desc, top_candidates};
 use crate::{Context, Error, LogitsProcessor, Scores};
 
 /// Candidates sorted and walked one by one before the walk switches to
@@ -173,6 +173,9 @@ impl LogitsProcessor for TopP {
         // them. The walk settles the nucleus when it stops inside them, or
         // when the token right after them is already removed.
         let head = FIRST_ROUND.max(keep);
+        let m = softmax.max();
+        // The lowest score of the first round (as `x - max`) and its mass.
+        let mut first = None;
         if n_live > head {
             let cands = &mut self.head;
             top_candidates(scores, head, &mut self.heap, cands);
@@ -189,42 +192,65 @@ impl LogitsProcessor for TopP {
             }
             let len = cands.len();
             // Past the candidates: the next rank (if any) goes, and so does
-            // everything after it; a quota beyond them needs the full path.
+            // everything after it; a quota beyond them needs a second round.
             let n = n.or((len >= keep && removed(prefix)).then_some(len));
             if let Some(n) = n {
                 scores.set_live(cands[..n].iter().map(|e| e.1), true);
                 return Ok(());
             }
+            first = cands.last().map(|e| (e.0 - m, prefix));
         }
 
-        // A token of weight w with w / z < threshold / (n_live - 1) has a
-        // tail below the threshold: it and everything after it go. The bound
-        // is loosened by a margin, and never excludes the maximum.
+        // The second round gathers the tokens with `x - max >= cut` for a
+        // falling cut, until the gathered mass leaves less than the
+        // threshold outside (with a margin against the order of the sums):
+        // then the token after them is removed, so the nucleus is among them.
+        // Each cut is a secant step on the mass gathered so far against the
+        // cut (the first from the mean slope of the first round), stretched
+        // by a quarter so that one or two gathers suffice. The cut never goes
+        // below `bound`: a token of weight w with w / z < threshold /
+        // (n_live - 1) has a tail below the threshold, so it and everything
+        // after it go (loosened by a margin, and never excluding the maximum).
         let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
-        let cut = bound.min(0.0) as f32;
-        let m = softmax.max();
-        // Branch-free gather: every entry is written, the count advances
-        // only for candidates. The buffer keeps its full length between
-        // calls, so it is filled, never reallocated.
-        let buffer = &mut self.candidates;
-        if buffer.len() < n_live {
-            buffer.resize(n_live, (0.0, 0));
+        let bound = bound.min(0.0) as f32;
+        let need = z * (1.0 - f64::from(threshold) * (1.0 - 1e-4));
+        // Two points (cut, mass at or above it): the maximum and the first round.
+        let (mut upper, mut lower) = ((0.0f32, 0.0f64), first.unwrap_or((bound, 0.0)));
+        loop {
+            let cut = if first.is_none() {
+                bound
+            } else {
+                let width = upper.0 - lower.0;
+                let gained = lower.1 - upper.1;
+                let step = if width > 0.0 && gained > 0.0 {
+                    (1.25 * (need - lower.1) * f64::from(width) / gained) as f32
+                } else {
+                    2.0 * width.max(0.5)
+                };
+                (lower.0 - step.clamp(0.125, 16.0)).max(bound)
+            };
+            gather_at_least(scores, m, cut, &mut self.candidates);
+            if cut <= bound {
+                break;
+            }
+            let mass: f64 = self.candidates.iter().map(|e| softmax.weight(e.0)).sum();
+            if self.candidates.len() >= keep && mass >= need {
+                break;
+            }
+            (upper, lower) = (lower, (cut, mass));
         }
-        let mut count = 0;
-        scores.for_each_live(|id, x| {
-            buffer[count] = (x, id);
-            count += usize::from(x - m >= cut);
-        });
-        if count < keep {
-            count = 0;
+        let buffer = &mut self.candidates;
+        if buffer.len() < keep {
+            // Fewer finite tokens than the quota: all of them compete.
+            buffer.clear();
             scores.for_each_live(|id, x| {
-                buffer[count] = (x, id);
-                count += usize::from(x > f32::NEG_INFINITY);
+                if x > f32::NEG_INFINITY {
+                    buffer.push((x, id));
+                }
             });
         }
-        let candidates = &mut buffer[..count];
         let n = first_stop(
-            candidates,
+            buffer,
             head,
             rank_desc,
             |e| softmax.weight(e.0),
@@ -233,9 +259,9 @@ impl LogitsProcessor for TopP {
         // Small nuclei are handed on sorted; large ones are not sorted.
         let sorted = n <= head.max(SORTED_SURVIVORS);
         if sorted && n > head {
-            candidates[head..n].sort_unstable_by(rank_desc);
+            buffer[head..n].sort_unstable_by(rank_desc);
         }
-        scores.set_live(self.candidates[..n].iter().map(|e| e.1), sorted);
+        scores.set_live(buffer[..n].iter().map(|e| e.1), sorted);
         Ok(())
     }
 }
@@ -421,6 +447,52 @@ mod tests {
         assert_eq!(ids.len(), n);
         for (rank, &id) in ids.iter().enumerate() {
             assert_eq!(id as usize, rank * 7919 % V);
+        }
+    }
+
+    #[test]
+    fn nuclei_beyond_the_first_round_match_the_closed_form() {
+        // Scores -a·rank on scattered ids: the first n ranks hold
+        // (1 - r^n) / (1 - r^V) with r = e^-a. Nuclei from a few hundred to
+        // most of the vocabulary take the second round, with one or several
+        // cuts; a live set (every id but the multiples of 7) takes it too.
+        const V: usize = 30_000;
+        for a in [0.02f32, 0.003, 0.0004, 0.00005] {
+            let mut row = vec![0.0f32; V];
+            for rank in 0..V {
+                row[rank * 7919 % V] = -a * rank as f32;
+            }
+            let r = (-f64::from(a)).exp();
+            let total = 1.0 - r.powi(V as i32);
+            for p in [0.5, 0.9, 0.99] {
+                let n = (1..=V).find(|&n| (1.0 - r.powi(n as i32)) / total >= p).unwrap();
+                let mut expected: Vec<TokenId> =
+                    (0..n).map(|rank| (rank * 7919 % V) as TokenId).collect();
+                expected.sort_unstable();
+                assert_eq!(survivors(&mut top_p(p as f32), &row), expected, "a = {a}, p = {p}");
+            }
+            // On a live set: the same rule among the live tokens.
+            let live_ranks: Vec<usize> = (0..V).filter(|&rank| (rank * 7919 % V) % 7 != 0).collect();
+            let weights: Vec<f64> = live_ranks.iter().map(|&k| r.powi(k as i32)).collect();
+            let z: f64 = weights.iter().sum();
+            let mut acc = 0.0;
+            let n = weights.iter().position(|w| {
+                acc += w;
+                acc / z >= 0.9
+            });
+            let mut expected: Vec<TokenId> = live_ranks[..=n.unwrap()]
+                .iter()
+                .map(|&rank| (rank * 7919 % V) as TokenId)
+                .collect();
+            expected.sort_unstable();
+            let mut out = row.clone();
+            let mut live = Vec::new();
+            let mut scores = Scores::new(&mut out, &mut live);
+            scores.retain(|id, _| id % 7 != 0);
+            top_p(0.9).process(&Context::empty(), &mut scores).unwrap();
+            let mut ids = scores.live_ids().unwrap().to_vec();
+            ids.sort_unstable();
+            assert_eq!(ids, expected, "live set, a = {a}");
         }
     }
 

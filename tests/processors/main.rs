@@ -3,4 +3,5 @@
 mod common;
 mod core_processors;
 mod history;
+mod modern;
 mod truncation;
