@@ -7,9 +7,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use decoding::processors::{Temperature, TopK};
+use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
-use decoding::{Context, Pipeline, Sampler, TokenId, rng_from_seed};
+use decoding::{
+    Context, GenerateOptions, Generator, LanguageModel, Pipeline, Sampler, TokenId, rng_from_seed,
+};
 
 struct Counting;
 
@@ -84,6 +86,98 @@ fn pipeline_and_categorical_do_not_allocate_per_token() {
 fn greedy_does_not_allocate_per_token() {
     let mut pipeline = Pipeline::new().with(Temperature::new(0.0).unwrap());
     assert_eq!(steady_state_allocations(&mut pipeline, &mut Greedy::new()), 0);
+}
+
+/// The chain of a typical request: penalties, temperature, the truncations.
+fn realistic() -> Pipeline {
+    Pipeline::new()
+        .with(RepetitionPenalty::new(1.3).unwrap())
+        .with(Temperature::new(0.8).unwrap())
+        .with(TopK::new(50).unwrap())
+        .with(TopP::new(0.9).unwrap())
+        .with(MinP::new(0.05).unwrap())
+}
+
+#[test]
+fn a_realistic_chain_and_categorical_do_not_allocate_per_token() {
+    assert_eq!(steady_state_allocations(&mut realistic(), &mut Categorical::new()), 0);
+}
+
+#[test]
+fn wide_truncations_without_top_k_do_not_allocate_per_token() {
+    // Top-p and min-p on the full row (their own selection buffers).
+    let mut pipeline = Pipeline::new()
+        .with(Temperature::new(1.5).unwrap())
+        .with(TopP::new(0.95).unwrap())
+        .with(MinP::new(0.01).unwrap());
+    assert_eq!(steady_state_allocations(&mut pipeline, &mut Categorical::new()), 0);
+}
+
+#[test]
+fn greedy_without_its_log_probability_does_not_allocate_per_token() {
+    let v = 50_257;
+    let mut logits = vec![0.0f32; v];
+    let mut pipeline = Pipeline::new();
+    let mut rng = rng_from_seed(5);
+    let mut run = |steps: std::ops::Range<usize>| {
+        for step in steps {
+            step_logits(v, step, &mut logits);
+            let ctx = Context::empty();
+            pipeline.sample_token(&ctx, &mut logits, &mut Greedy::new(), &mut rng).unwrap();
+        }
+    };
+    run(0..5);
+    let before = allocations();
+    run(5..100);
+    assert_eq!(allocations() - before, 0);
+}
+
+/// A model that costs nothing: its row depends on the step and the last
+/// token, so every step's truncations keep different tokens.
+struct Cheap {
+    step: usize,
+    last: TokenId,
+}
+
+impl LanguageModel for Cheap {
+    type Error = std::convert::Infallible;
+    fn vocab_size(&self) -> usize {
+        50_257
+    }
+    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+        self.last = tokens.last().copied().unwrap_or(self.last);
+        step_logits(logits.len(), self.step * 31 + self.last as usize, logits);
+        self.step += 1;
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+/// Allocations of one warmed-up run of `tokens` steps.
+fn run_allocations(tokens: usize) -> u64 {
+    let options = GenerateOptions::builder(tokens).seed(11).build().unwrap();
+    let mut generator = Generator::new(realistic(), Categorical::new(), options);
+    let mut model = Cheap { step: 0, last: 0 };
+    let prompt: [TokenId; 4] = [464, 3290, 318, 257];
+    let warm = generator.generate(&mut model, &prompt).unwrap();
+    assert_eq!(warm.tokens.len(), tokens);
+    let before = allocations();
+    let out = generator.generate(&mut model, &prompt).unwrap();
+    let used = allocations() - before;
+    assert_eq!(out.tokens.len(), tokens);
+    used
+}
+
+#[test]
+fn the_generator_allocates_per_run_not_per_token() {
+    // A run returns its token ids in a fresh Vec: one allocation, whatever
+    // the number of steps, so a step allocates nothing.
+    let short = run_allocations(10);
+    let long = run_allocations(300);
+    assert_eq!(short, long, "allocations grow with the number of steps");
+    assert!(long <= 1, "{long} allocations per run");
 }
 
 #[test]

@@ -33,18 +33,29 @@
 //! `c = 1226.1` (Wilson–Hilferty). Under `q` the statistic has mean
 //! `999 + λ = 1399` and standard deviation `√(2(999 + 2λ)) = 60.0`, so it
 //! stays below `c` with probability `Φ((1226.1 − 1399) / 60.0) = Φ(−2.88)`
-//! ≈ 0.002: the bias is detected with power ≈ 99.8%. (Merging bins or
+//! ≈ 0.002 (0.0014 with the exact noncentral distribution): the bias is
+//! detected with power ≈ 99.8%. (Wilson–Hilferty is conservative here: the
+//! exact tail beyond 1226.1 is 0.99e-6.) (Merging bins or
 //! truncating to fewer tokens lowers the degrees of freedom and only raises
-//! the power.) `a_two_percent_bias_is_detected` checks this on the real
-//! sampler: it draws from such a `q` and asserts that the test rejects.
+//! the power.) `slow::a_two_percent_bias_is_detected` checks this on the
+//! real sampler: it draws from such a `q` and asserts that the test rejects.
 //!
 //! Every path here uses `N = 10⁶` draws over a 1000-token row.
+//!
+//! # Run time
+//!
+//! The default set takes about 45 s of CPU at the test profile (the
+//! sampler's cost grows with the number of tokens kept). The
+//! heaviest checks (temperature and a chain of truncations over the whole
+//! row, the power check above, the batch path's own chi-square, the tail
+//! of 50257- and 151936-token rows, and, with the
+//! `rayon` feature, the parallel batch path) are in `slow`, compiled with
+//! `--features slow-tests`; `.ci/run` runs them:
+//! `cargo test --test statistics --features slow-tests,rayon -- slow::`.
 
-use decoding::processors::{
-    EpsilonCutoff, EtaCutoff, MinP, Temperature, TopH, TopK, TopP, Typical,
-};
+use decoding::processors::{EpsilonCutoff, EtaCutoff, MinP, TopH, TopK, TopP, Typical};
 use decoding::sampler::Categorical;
-use decoding::{Context, Pipeline, rng_from_seed};
+use decoding::{Context, LogitsProcessor, Pipeline, Sampler, Scores, rng_from_seed};
 
 const V: usize = 1000;
 const N: u64 = 1_000_000;
@@ -160,11 +171,31 @@ fn check(name: &str, counts: &[u64], probs: &[f64]) {
     }
 }
 
+/// `n` draws from one processed step: the row is checked and processed
+/// once, as `Pipeline::sample` does (the sampler then walks the live set
+/// the processors left, not the written-back row), and the sampler draws
+/// `n` times from it. The processors are deterministic, so running them
+/// once per draw would only repeat the same step.
+fn draw_processed(pipeline: &mut Pipeline, row: &[f32], n: u64, seed: u64) -> Vec<u64> {
+    let mut counts = vec![0u64; row.len()];
+    let mut rng = rng_from_seed(seed);
+    let mut sampler = Categorical::new();
+    let mut buf = row.to_vec();
+    let mut live = Vec::new();
+    let mut scores = Scores::new(&mut buf, &mut live);
+    scores.check_finite().unwrap();
+    LogitsProcessor::process(pipeline, &Context::empty(), &mut scores).unwrap();
+    for _ in 0..n {
+        counts[sampler.sample(&scores, &mut rng).unwrap().token as usize] += 1;
+    }
+    counts
+}
+
 /// Draws from `pipeline` on the base row and checks against its processed row.
 fn check_path(name: &str, mut pipeline: Pipeline, mut twin: Pipeline, seed: u64) -> Vec<f64> {
     let row = base_row();
     let probs = softmax(&processed(&mut twin, &row));
-    let counts = draw(&mut pipeline, &row, N, seed);
+    let counts = draw_processed(&mut pipeline, &row, N, seed);
     check(name, &counts, &probs);
     probs
 }
@@ -187,34 +218,10 @@ fn sorted(mut ids: Vec<usize>) -> Vec<usize> {
 
 #[test]
 fn categorical_draws_from_the_exact_softmax() {
-    let probs = check_path("categorical", Pipeline::new(), Pipeline::new(), 1);
-    assert_eq!(kept(&probs).len(), V);
-}
-
-#[test]
-fn a_two_percent_bias_is_detected() {
-    // q = p (1 ± 0.02), + on the tokens of even id, − on odd ones (each
-    // half carries about half the mass; q is renormalized by the sampler).
+    // Through `Pipeline::sample`, row copied and checked at every draw.
     let row = base_row();
-    let p = softmax(&row);
-    let biased: Vec<f32> = row
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| x + if i % 2 == 0 { 1.02f32.ln() } else { 0.98f32.ln() })
-        .collect();
-    let counts = draw(&mut Pipeline::new(), &biased, N, 2);
-    let (stat, df) = chi2(&counts, &p);
-    assert!(stat > chi2_critical(df), "a 2% bias went unnoticed: chi2 = {stat:.1}, df = {df}");
-}
-
-#[test]
-fn temperature_then_categorical_draws_from_the_tempered_softmax() {
-    let t = || Pipeline::new().with(Temperature::new(0.7).unwrap());
-    let probs = check_path("temperature 0.7", t(), t(), 3);
-    // Independent check of the law: softmax(x / 0.7).
-    let tempered: Vec<f32> = base_row().iter().map(|&x| x / 0.7).collect();
-    let want = softmax(&tempered);
-    assert!(probs.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-9));
+    let counts = draw(&mut Pipeline::new(), &row, N, 1);
+    check("categorical", &counts, &softmax(&row));
 }
 
 #[test]
@@ -273,10 +280,15 @@ fn epsilon_then_categorical_draws_from_the_renormalized_survivors() {
 
 #[test]
 fn eta_then_categorical_draws_from_the_renormalized_survivors() {
-    let e = || Pipeline::new().with(EtaCutoff::new(1e-3).unwrap());
-    let probs = check_path("eta 1e-3", e(), e(), 9);
-    let n = kept(&probs).len();
-    assert!(n > 100 && n < V, "{n} survivors");
+    // H = 6.60 nats here, so eta = min(0.3, sqrt(0.3) e^-H) = 7.4e-4.
+    let e = || Pipeline::new().with(EtaCutoff::new(0.3).unwrap());
+    let probs = check_path("eta 0.3", e(), e(), 9);
+    let full = softmax(&base_row());
+    let h: f64 = -full.iter().map(|&p| p * p.ln()).sum::<f64>();
+    let eta = 0.3f64.min(0.3f64.sqrt() * (-h).exp());
+    let want: Vec<usize> = (0..V).filter(|&i| full[i] >= eta).collect();
+    assert!(want.len() > 100 && want.len() < V, "{} survivors", want.len());
+    assert_eq!(kept(&probs), want);
 }
 
 #[test]
@@ -288,53 +300,205 @@ fn top_h_then_categorical_draws_from_the_renormalized_survivors() {
 }
 
 #[test]
-fn a_chain_of_truncations_then_categorical_draws_from_the_survivors() {
-    let c = || {
-        Pipeline::new()
-            .with(Temperature::new(1.3).unwrap())
-            .with(TopK::new(800).unwrap())
-            .with(TopP::new(0.95).unwrap())
-            .with(MinP::new(0.1).unwrap())
-    };
-    let probs = check_path("chain", c(), c(), 11);
-    assert!(kept(&probs).len() > 300);
-}
-
-#[test]
-fn batch_draws_equal_single_draws_and_follow_the_law() {
-    // Two rows of different laws in one batch: every draw equals the one
-    // the single-row path makes with the same seed, and each row's draws
-    // follow its law.
+fn batch_draws_equal_single_draws_seed_for_seed() {
+    // Every draw of a batch equals the single-row draw with the same seed,
+    // so the batch path inherits the laws checked above (the full
+    // statistical check of the batch path is in `slow`).
     let base = base_row();
     let rows = [base.clone(), base.iter().rev().map(|&x| x * 1.5).collect::<Vec<f32>>()];
     let batch = ndarray::Array2::from_shape_fn((2, V), |(r, c)| rows[r][c]);
     let contexts = [Context::empty(); 2];
-    let mut pipeline = Pipeline::new().with(Temperature::new(0.9).unwrap());
-    let mut twin = Pipeline::new().with(Temperature::new(0.9).unwrap());
+    let mut pipeline = Pipeline::new().with(TopK::new(700).unwrap());
+    let mut twin = Pipeline::new().with(TopK::new(700).unwrap());
     let mut sampler = Categorical::new();
-    let mut rngs = [rng_from_seed(12), rng_from_seed(13)];
-    let mut single_rngs = [rng_from_seed(12), rng_from_seed(13)];
-    let mut counts = vec![vec![0u64; V]; 2];
+    let mut rngs = [rng_from_seed(14), rng_from_seed(15)];
+    let mut single_rngs = [rng_from_seed(14), rng_from_seed(15)];
     let mut out = Vec::new();
     let mut buf = vec![0.0f32; V];
-    for step in 0..N / 2 {
+    for step in 0..20_000 {
         pipeline.sample_batch(&contexts, batch.view(), &mut sampler, &mut rngs, &mut out).unwrap();
         for (r, s) in out.iter().enumerate() {
-            counts[r][s.token as usize] += 1;
-            if step % 64 == 0 {
+            buf.copy_from_slice(&rows[r]);
+            let alone = twin
+                .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
+                .unwrap();
+            assert_eq!(*s, alone, "row {r}, step {step}");
+        }
+    }
+}
+
+/// The heaviest checks, run by `.ci/run` with `--features slow-tests`.
+#[cfg(feature = "slow-tests")]
+mod slow {
+    use decoding::processors::Temperature;
+
+    use super::*;
+
+    #[test]
+    fn temperature_then_categorical_draws_from_the_tempered_softmax() {
+        let t = || Pipeline::new().with(Temperature::new(0.7).unwrap());
+        let probs = check_path("temperature 0.7", t(), t(), 3);
+        // Independent check of the law: softmax(x / 0.7).
+        let tempered: Vec<f32> = base_row().iter().map(|&x| x / 0.7).collect();
+        let want = softmax(&tempered);
+        assert!(probs.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-9));
+    }
+
+    #[test]
+    fn a_chain_of_truncations_then_categorical_draws_from_the_survivors() {
+        let c = || {
+            Pipeline::new()
+                .with(Temperature::new(1.3).unwrap())
+                .with(TopK::new(800).unwrap())
+                .with(TopP::new(0.95).unwrap())
+                .with(MinP::new(0.1).unwrap())
+        };
+        let probs = check_path("chain", c(), c(), 11);
+        assert!(kept(&probs).len() > 300);
+    }
+
+    #[test]
+    fn a_two_percent_bias_is_detected() {
+        // q = p (1 ± 0.02), + on the tokens of even id, − on odd ones (each
+        // half carries about half the mass; q is renormalized by the sampler).
+        let row = base_row();
+        let p = softmax(&row);
+        let biased: Vec<f32> = row
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| x + if i % 2 == 0 { 1.02f32.ln() } else { 0.98f32.ln() })
+            .collect();
+        let counts = draw_processed(&mut Pipeline::new(), &biased, N, 2);
+        let (stat, df) = chi2(&counts, &p);
+        assert!(stat > chi2_critical(df), "a 2% bias went unnoticed: chi2 = {stat:.1}, df = {df}");
+    }
+
+    #[test]
+    fn batch_draws_equal_single_draws_and_follow_the_law() {
+        // Two rows of different laws in one batch: every draw equals the one
+        // the single-row path makes with the same seed, and each row's draws
+        // follow its law.
+        let base = base_row();
+        let rows = [base.clone(), base.iter().rev().map(|&x| x * 1.5).collect::<Vec<f32>>()];
+        let batch = ndarray::Array2::from_shape_fn((2, V), |(r, c)| rows[r][c]);
+        let contexts = [Context::empty(); 2];
+        let mut pipeline = Pipeline::new().with(Temperature::new(0.9).unwrap());
+        let mut twin = Pipeline::new().with(Temperature::new(0.9).unwrap());
+        let mut sampler = Categorical::new();
+        let mut rngs = [rng_from_seed(12), rng_from_seed(13)];
+        let mut single_rngs = [rng_from_seed(12), rng_from_seed(13)];
+        let mut counts = vec![vec![0u64; V]; 2];
+        let mut out = Vec::new();
+        let mut buf = vec![0.0f32; V];
+        for step in 0..N {
+            pipeline
+                .sample_batch(&contexts, batch.view(), &mut sampler, &mut rngs, &mut out)
+                .unwrap();
+            for (r, s) in out.iter().enumerate() {
+                counts[r][s.token as usize] += 1;
+                if step % 64 == 0 {
+                    buf.copy_from_slice(&rows[r]);
+                    let alone = twin
+                        .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
+                        .unwrap();
+                    assert_eq!(*s, alone, "row {r}, step {step}");
+                } else {
+                    // Keep the single-path stream aligned: one uniform per draw.
+                    decoding::unit_f64(&mut single_rngs[r]);
+                }
+            }
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let probs = softmax(&processed(&mut twin, row));
+            check(&format!("batch row {r}"), &counts[r], &probs);
+        }
+    }
+
+    /// Draws `n` times from `v` equal logits and checks the law in bins of
+    /// at least 20 expected draws, the first and last 64 tokens, and the
+    /// last token alone. An inverse CDF over an f32 running sum of the
+    /// probabilities (which ends near 0.9983 for 151936 tokens) never
+    /// reaches the last tokens of a 50257-token row and gives the last
+    /// token of a 151936-token row about 1670 draws in 10⁶.
+    fn flat_tail(v: usize, n: u64, seed: u64) {
+        let mut row = vec![0.0f32; v];
+        let mut live = Vec::new();
+        let scores = Scores::new(&mut row, &mut live);
+        let mut rng = rng_from_seed(seed);
+        let mut sampler = Categorical::new();
+        let mut counts = vec![0u64; v];
+        for _ in 0..n {
+            counts[sampler.sample(&scores, &mut rng).unwrap().token as usize] += 1;
+        }
+        let probs = vec![1.0 / v as f64; v];
+        let (stat, df) = chi2(&counts, &probs);
+        assert!(stat < chi2_critical(df), "V = {v}: chi2 = {stat:.1}, df = {df}");
+        let p = 64.0 / v as f64;
+        let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+        for (what, range) in [("first", 0..64), ("last", v - 64..v)] {
+            let c: u64 = counts[range].iter().sum();
+            assert!(
+                (c as f64 - mean).abs() <= Z_TWO_SIDED * sd,
+                "V = {v}: the {what} 64 tokens drew {c}, expected {mean:.1} ± {sd:.1}"
+            );
+        }
+        // The last token: at most the Poisson upper 1e-6 quantile.
+        let lambda = n as f64 / v as f64;
+        let (mut k, mut term, mut below) = (0u64, (-lambda).exp(), 0.0);
+        while 1.0 - below - term > 1e-6 {
+            below += term;
+            k += 1;
+            term *= lambda / k as f64;
+        }
+        assert!(counts[v - 1] <= k, "V = {v}: the last token drew {}, at most {k}", counts[v - 1]);
+    }
+
+    #[cfg(feature = "rayon")]
+    #[test]
+    fn parallel_batch_draws_equal_single_draws_seed_for_seed() {
+        // The rayon path gives every row the draw of the single-row path
+        // with the same seed, whatever the scheduling.
+        let rows: Vec<Vec<f32>> = (0..8)
+            .map(|r| base_row().iter().map(|&x| x * (0.5 + r as f32 * 0.25)).collect())
+            .collect();
+        let batch = ndarray::Array2::from_shape_fn((8, V), |(r, c)| rows[r][c]);
+        let contexts = [Context::empty(); 8];
+        let mut pipelines: Vec<Pipeline> =
+            (0..8).map(|_| Pipeline::new().with(TopP::new(0.9).unwrap())).collect();
+        let mut samplers = vec![Categorical::new(); 8];
+        let mut rngs: Vec<_> = (0..8).map(|r| rng_from_seed(100 + r)).collect();
+        let mut single_rngs: Vec<_> = (0..8).map(|r| rng_from_seed(100 + r)).collect();
+        let mut twin = Pipeline::new().with(TopP::new(0.9).unwrap());
+        let mut sampler = Categorical::new();
+        let mut out = Vec::new();
+        let mut buf = vec![0.0f32; V];
+        for step in 0..5_000 {
+            Pipeline::sample_batch_par(
+                &mut pipelines,
+                &contexts,
+                batch.view(),
+                &mut samplers,
+                &mut rngs,
+                &mut out,
+            )
+            .unwrap();
+            for (r, s) in out.iter().enumerate() {
                 buf.copy_from_slice(&rows[r]);
                 let alone = twin
                     .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
                     .unwrap();
                 assert_eq!(*s, alone, "row {r}, step {step}");
-            } else {
-                // Keep the single-path stream aligned: one uniform per draw.
-                decoding::unit_f64(&mut single_rngs[r]);
             }
         }
     }
-    for (r, row) in rows.iter().enumerate() {
-        let probs = softmax(&processed(&mut twin, row));
-        check(&format!("batch row {r}"), &counts[r], &probs);
+
+    #[test]
+    fn the_tail_of_a_50257_token_row_is_reachable() {
+        flat_tail(50_257, 40_000, 16);
+    }
+
+    #[test]
+    fn the_tail_of_a_151936_token_row_is_reachable() {
+        flat_tail(151_936, 20_000, 17);
     }
 }

@@ -502,6 +502,16 @@ mod serde_impl {
                 num_beams,
                 stop_strings,
             );
+            // Unsupported settings are written back too, so that a written
+            // config still refuses to build. The value is the one recorded:
+            // JSON when it reads as JSON (scalars), else its description
+            // as a string (lists and objects), which is not neutral either.
+            for u in &self.unsupported {
+                match serde_json::from_str::<serde_json::Value>(&u.value) {
+                    Ok(v) => map.serialize_entry(u.key, &v)?,
+                    Err(_) => map.serialize_entry(u.key, &u.value)?,
+                }
+            }
             map.end()
         }
     }

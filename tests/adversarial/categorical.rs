@@ -89,8 +89,8 @@ fn f42_the_draw_is_monotone_in_u() {
 fn f42_every_token_of_positive_probability_is_reachable() {
     // For each token, the midpoint of its interval of the inverse CDF
     // (computed here in f64) draws it.
-    let row: Vec<f32> = (0..300).map(|i| if i % 7 == 3 { NEG } else { (i % 11) as f32 * 0.4 })
-        .collect();
+    let row: Vec<f32> =
+        (0..300).map(|i| if i % 7 == 3 { NEG } else { (i % 11) as f32 * 0.4 }).collect();
     let p = softmax(&row);
     let mut cum = 0.0;
     for (i, &pi) in p.iter().enumerate() {

@@ -143,9 +143,10 @@ fn f44_a_request_is_unaffected_by_requests_interleaved_with_it() {
     let alone = tokens(1, 1.0);
     // B (another seed and other parameters) runs on another thread.
     let interleaved = std::thread::scope(|s| {
-        let b = s.spawn(|| (0..20).map(|_| tokens(2, 0.5)).count());
+        let b = s.spawn(|| (0..20).map(|_| tokens(2, 0.5)).collect::<Vec<_>>());
         let a = tokens(1, 1.0);
-        b.join().unwrap();
+        let others = b.join().unwrap();
+        assert!(others.iter().all(|t| *t == others[0]));
         a
     });
     assert_eq!(interleaved, alone);

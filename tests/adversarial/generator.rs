@@ -102,11 +102,8 @@ fn run_text(
     let mut g = greedy_gen(options);
     let out = g.generate_text(&mut Scripted::emitting(v, script), &vocab, &[0]).unwrap();
     let mut model = Scripted::emitting(v, script);
-    let chunks: Vec<String> = g
-        .stream_text(&mut model, &vocab, &[0])
-        .unwrap()
-        .map(|s| s.unwrap().text)
-        .collect();
+    let chunks: Vec<String> =
+        g.stream_text(&mut model, &vocab, &[0]).unwrap().map(|s| s.unwrap().text).collect();
     assert_eq!(chunks.concat(), out.text.clone().unwrap());
     (out, chunks)
 }
@@ -155,7 +152,10 @@ fn f51_nan_from_the_model_at_step_3_is_an_error_naming_step_and_index() {
     let mut g = Generator::new(Pipeline::new(), Categorical::new(), GenerateOptions::new(10));
     let r = g.generate(&mut Scripted::new(6, calls), &[0]);
     match r {
-        Err(GenerateError::Decoding { step: 3, source: Error::InvalidLogit { index: 4, value } }) => {
+        Err(GenerateError::Decoding {
+            step: 3,
+            source: Error::InvalidLogit { index: 4, value },
+        }) => {
             assert!(value.is_nan())
         }
         other => panic!("{other:?}"),
@@ -331,9 +331,9 @@ fn f55_raw_and_processed_logprobs_are_natural_logs_of_the_right_distribution() {
 #[test]
 fn f56_min_new_tokens_masks_eos_until_reached() {
     // EOS (token 3) is always the favourite.
-    let options =
-        GenerateOptions::builder(10).min_new_tokens(2).eos_token(3).build().unwrap();
-    let out = greedy_gen(options).generate(&mut Scripted::emitting(4, &[3, 3, 3, 3]), &[0]).unwrap();
+    let options = GenerateOptions::builder(10).min_new_tokens(2).eos_token(3).build().unwrap();
+    let out =
+        greedy_gen(options).generate(&mut Scripted::emitting(4, &[3, 3, 3, 3]), &[0]).unwrap();
     assert_eq!(out.tokens.len(), 3);
     assert!(!out.tokens[..2].contains(&3));
     assert_eq!(out.finish_reason, FinishReason::Eos { token: 3 });

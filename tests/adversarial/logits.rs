@@ -40,9 +40,7 @@ fn f01_nan_at_the_last_index_is_an_error() {
 
 #[test]
 fn f02_positive_infinity_is_an_error_naming_its_index() {
-    all_paths_fail_with(&[1.0, f32::INFINITY, 2.0], |r| {
-        assert_invalid_logit(r, 1, f32::INFINITY)
-    });
+    all_paths_fail_with(&[1.0, f32::INFINITY, 2.0], |r| assert_invalid_logit(r, 1, f32::INFINITY));
 }
 
 #[test]

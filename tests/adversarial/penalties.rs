@@ -1,8 +1,8 @@
 //! Penalties, biases and bans at and past their limits (F32–F37).
 
 use decoding::processors::{
-    BadWords, LogitBias, MinNewTokens, NoRepeatNGram, PresenceFrequencyPenalty,
-    RepetitionPenalty, SequenceBias, SuppressTokens,
+    BadWords, LogitBias, MinNewTokens, NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty,
+    SequenceBias, SuppressTokens,
 };
 use decoding::sampler::Categorical;
 use decoding::{Context, Error, Pipeline, rng_from_seed};
@@ -132,7 +132,8 @@ fn f37_ban_lists_with_ids_outside_the_vocabulary_are_token_out_of_range() {
     let row = [0.0; 3];
     let r = try_apply(&mut SuppressTokens::new([1, 3]), &Context::empty(), &row);
     assert_eq!(r, Err(Error::TokenOutOfRange { id: 3, vocab_size: 3 }));
-    let r = try_apply(&mut SequenceBias::new([(vec![0, 7], 1.0)]).unwrap(), &Context::empty(), &row);
+    let r =
+        try_apply(&mut SequenceBias::new([(vec![0, 7], 1.0)]).unwrap(), &Context::empty(), &row);
     assert_eq!(r, Err(Error::TokenOutOfRange { id: 7, vocab_size: 3 }));
     let r = try_apply(&mut MinNewTokens::new(2, [5]).unwrap(), &Context::empty(), &row);
     assert_eq!(r, Err(Error::TokenOutOfRange { id: 5, vocab_size: 3 }));

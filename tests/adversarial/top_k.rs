@@ -122,6 +122,7 @@ fn top_k_on_a_single_token_vocabulary() {
     assert_eq!(top_k(1, &[-3.0]), [-3.0]);
     let mut buf = vec![-3.0];
     let mut live = Vec::new();
-    let s = Categorical::new().sample(&Scores::new(&mut buf, &mut live), &mut Words::new(&[u64::MAX]));
+    let s =
+        Categorical::new().sample(&Scores::new(&mut buf, &mut live), &mut Words::new(&[u64::MAX]));
     assert_eq!(s.unwrap().token, 0);
 }

@@ -16,7 +16,8 @@
 //!
 //! A violated guarantee is a panic with a message saying which.
 
-#![allow(dead_code)]
+// `fuzzing` is set by cargo-fuzz; `serde` is the crate's feature.
+#![allow(dead_code, unexpected_cfgs)]
 
 use std::fmt;
 
@@ -478,16 +479,13 @@ pub fn pipeline(data: &[u8]) {
         assert!(same_error(&e2, &expected), "sample: {e2:?}, expected {expected:?}");
         return;
     }
-    match processed {
-        Err(e) => {
-            assert!(
-                matches!(e, Error::TokenOutOfRange { id, vocab_size } if id as usize >= vocab_size && vocab_size == v),
-                "process failed on a valid row: {e:?}"
-            );
-            assert_eq!(sampled.expect_err("sample succeeded where process failed"), e);
-            return;
-        }
-        Ok(()) => {}
+    if let Err(e) = processed {
+        assert!(
+            matches!(e, Error::TokenOutOfRange { id, vocab_size } if id as usize >= vocab_size && vocab_size == v),
+            "process failed on a valid row: {e:?}"
+        );
+        assert_eq!(sampled.expect_err("sample succeeded where process failed"), e);
+        return;
     }
     for (i, (&x, &y)) in row.iter().zip(&dense).enumerate() {
         assert!(!y.is_nan() && y != f32::INFINITY, "processed score {i} is {y}");
@@ -809,7 +807,8 @@ pub fn generator(data: &[u8]) {
         let mut models = vec![case.model.clone(), case.model.clone()];
         let mut ga = case.generator(options.clone());
         let mut gb = case.generator(options.clone());
-        let mut seqs = [BatchSequence::new(&mut ga, &case.prompt), BatchSequence::new(&mut gb, &case.prompt)];
+        let mut seqs =
+            [BatchSequence::new(&mut ga, &case.prompt), BatchSequence::new(&mut gb, &case.prompt)];
         if with_text {
             let [a, b] = seqs;
             seqs = [a.with_detokenizer(pieces), b.with_detokenizer(pieces)];
@@ -872,7 +871,10 @@ fn check_run(
                 if i + 1 < tokens.len() {
                     assert!(!eos.contains(&t), "the run went on after EOS");
                     for s in options.stop_sequences() {
-                        assert!(!tokens[..=i].ends_with(s), "the run went on after a stop sequence");
+                        assert!(
+                            !tokens[..=i].ends_with(s),
+                            "the run went on after a stop sequence"
+                        );
                     }
                 }
             }
@@ -910,10 +912,24 @@ fn check_run(
             }
             if let Some(lps) = &out.logprobs {
                 assert_eq!(lps.len(), tokens.len());
-                for (lp, &t) in lps.iter().zip(tokens) {
+                for (i, (lp, &t)) in lps.iter().zip(tokens).enumerate() {
                     assert_eq!(lp.token, t);
-                    for x in lp.raw.iter().chain(lp.processed.iter()) {
-                        assert!(x.is_finite() && *x <= 1e-6, "log-prob {x}");
+                    if let Some(x) = lp.processed {
+                        assert!(x.is_finite() && x <= 1e-6, "processed log-prob {x}");
+                    }
+                    if let Some(x) = lp.raw {
+                        // The raw log-probability may be -inf only where
+                        // it lies beyond f32's range (`x - max < -f32::MAX`):
+                        // a token the processors revived from a raw
+                        // probability of e^(-1e38) or so.
+                        let row = &model.rows[i][..n];
+                        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        let d = f64::from(row[t as usize]) - f64::from(m);
+                        let beyond = d < -f64::from(f32::MAX);
+                        assert!(
+                            !x.is_nan() && x <= 1e-6 && (x.is_finite() || beyond),
+                            "raw log-prob {x} for a raw score {d} below the maximum"
+                        );
                     }
                     for top in [&lp.raw_top, &lp.processed_top] {
                         assert!(top.len() <= options.top_logprobs());
@@ -967,6 +983,109 @@ fn check_run(
                     assert!(with_text && (*token as usize) >= case.pieces.len());
                 }
                 other => panic!("unexpected error {other}"),
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ target (b)
+
+/// Fuzz target (b): the configuration readers on arbitrary bytes (as text):
+/// `generation_config.json`, an OpenAI-style request and a llama.cpp
+/// sampler list. Whatever parses must build a plan or fail with a typed
+/// error, write JSON that reads back to the same value, and the plan must
+/// run on a row without breaking the pipeline guarantees.
+#[cfg(any(feature = "serde", fuzzing))]
+pub fn config(data: &[u8]) {
+    use decoding::config::{
+        GenerationConfig, HiddenDefaults, LlamaCppSampling, LlamaCppStage, OpenAiParams,
+    };
+
+    let text = String::from_utf8_lossy(data);
+    let text = text.as_ref();
+    let mut b = Bytes::new(data);
+
+    let model = GenerationConfig::from_json(text);
+    if let Ok(c) = &model {
+        let again = GenerationConfig::from_json(&c.to_json())
+            .unwrap_or_else(|e| panic!("to_json of {c:?} does not read back: {e}"));
+        // Unsupported settings come back with the same keys (a list or an
+        // object is written as its description, so the value may differ).
+        let keys = |c: &GenerationConfig| c.unsupported.iter().map(|u| u.key).collect::<Vec<_>>();
+        assert_eq!(keys(&again), keys(c), "unsupported settings round trip");
+        let strip =
+            |c: &GenerationConfig| GenerationConfig { unsupported: Vec::new(), ..c.clone() };
+        assert_eq!(strip(&again), strip(c), "generation config round trip");
+        let _ = c.validate();
+        let _ = c.merge(c);
+        for hidden in [HiddenDefaults::TRANSFORMERS, HiddenDefaults::TRANSFORMERS.without_top_k()] {
+            if c.build_with(hidden).is_ok() {
+                run_plan(|| c.build_with(hidden).expect("built once"), &mut b);
+            }
+        }
+    }
+    if let Ok(p) = OpenAiParams::from_json(text) {
+        let _ = p.validate();
+        let _ = p.to_generation_config();
+        let base = model.unwrap_or_default();
+        if p.build(&base).is_ok() {
+            run_plan(|| p.build(&base).expect("built once"), &mut b);
+        }
+    }
+    if let Ok(list) = LlamaCppStage::parse_list(text) {
+        let s = LlamaCppSampling { samplers: list, ..LlamaCppSampling::default() };
+        if s.build().is_ok() {
+            run_plan(|| s.build().expect("built once"), &mut b);
+        }
+    }
+}
+
+/// Runs a plan (built twice: one for the fast path, one written back) on a
+/// row decoded from the input, with the checks of [`pipeline`].
+#[cfg(any(feature = "serde", fuzzing))]
+fn run_plan(build: impl Fn() -> decoding::config::DecodingPlan, b: &mut Bytes<'_>) {
+    let plan = build();
+    assert!(!plan.to_string().is_empty());
+    for prompt_len in [0, 1, 4096, usize::MAX] {
+        let _ = plan.generate_options(prompt_len, 0);
+    }
+    let greedy = plan.is_greedy();
+    let v = 1 + b.below(300);
+    let row: Vec<f32> = (0..v).map(|_| b.score()).collect();
+    let history = b.tokens(v, 8);
+    let ctx = Context::new(&history, b.below(history.len() + 1)).expect("prompt_len <= len");
+    let seed = b.u64();
+
+    let (mut fast, mut sampler, _) = plan.into_parts();
+    let mut buf = row.clone();
+    let sampled = fast.sample(&ctx, &mut buf, &mut *sampler, &mut rng_from_seed(seed));
+    let (mut twin, _, _) = build().into_parts();
+    let mut dense = row.clone();
+    let processed = twin.process(&ctx, &mut dense);
+    if let Some(expected) = row_error(&row) {
+        assert!(same_error(&sampled.expect_err("bad row sampled"), &expected));
+        return;
+    }
+    match processed {
+        Err(e) => {
+            assert!(
+                matches!(e, Error::TokenOutOfRange { .. }),
+                "a plan failed on a valid row: {e:?}"
+            );
+            assert_eq!(sampled.expect_err("sample succeeded where process failed"), e);
+        }
+        Ok(()) => {
+            for (i, (&x, &y)) in row.iter().zip(&dense).enumerate() {
+                assert!(!y.is_nan() && y != f32::INFINITY, "processed score {i} is {y}");
+                if x == f32::NEG_INFINITY {
+                    assert_eq!(y, f32::NEG_INFINITY, "masked token {i} was revived");
+                }
+            }
+            if dense.iter().all(|&x| x == f32::NEG_INFINITY) {
+                assert_eq!(sampled, Err(Error::AllMasked));
+            } else {
+                let s = sampled.unwrap_or_else(|e| panic!("sampling failed: {e:?}"));
+                check_sampled(&s, &dense, greedy, "plan");
             }
         }
     }

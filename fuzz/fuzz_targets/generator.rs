@@ -1,0 +1,10 @@
+//! Fuzz target (c): the generator driven by a model that returns arbitrary
+//! rows, fails, or changes its vocabulary. See `tests/robustness/harness.rs`
+//! for the decoding of the input and the guarantees checked.
+
+#![no_main]
+
+#[path = "../../tests/robustness/harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::generator(data));
