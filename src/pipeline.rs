@@ -175,7 +175,11 @@ impl Pipeline {
 
     /// The processed scores of a row: the input check (left to the sampler
     /// when there is no stage), then every stage.
-    fn run<'s>(&'s mut self, ctx: &Context<'_>, logits: &'s mut [f32]) -> Result<Scores<'s>, Error> {
+    fn run<'s>(
+        &'s mut self,
+        ctx: &Context<'_>,
+        logits: &'s mut [f32],
+    ) -> Result<Scores<'s>, Error> {
         let mut scores = Scores::new(logits, &mut self.live);
         if !self.stages.is_empty() {
             scores.check_finite()?;
@@ -427,10 +431,10 @@ impl Extend<Box<dyn LogitsProcessor + Send>> for Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Sampler;
     use crate::processors::{Temperature, TopK};
     use crate::rng_from_seed;
     use crate::sampler::{Categorical, Greedy};
-    use crate::Sampler;
 
     const NEG: f32 = f32::NEG_INFINITY;
 
@@ -480,7 +484,8 @@ mod tests {
 
     #[test]
     fn sample_token_is_the_token_of_sample() {
-        let row: Vec<f32> = (0..3000).map(|i| ((i * 7919 % 3001) as f32 * 0.01).sin() * 5.0).collect();
+        let row: Vec<f32> =
+            (0..3000).map(|i| ((i * 7919 % 3001) as f32 * 0.01).sin() * 5.0).collect();
         let ctx = Context::empty();
         let pipelines = || {
             [

@@ -51,7 +51,9 @@ fn heldout_perplexity_matches_the_training_report_and_beats_unigram() {
     }
     assert_eq!(predicted as u64, data["predicted_tokens"].as_u64().unwrap());
     let perplexity = (nll / predicted as f64).exp();
-    eprintln!("held-out perplexity {perplexity:.4} (training script {reported:.4}, unigram {unigram:.2})");
+    eprintln!(
+        "held-out perplexity {perplexity:.4} (training script {reported:.4}, unigram {unigram:.2})"
+    );
     let relative = (perplexity - reported).abs() / reported;
     assert!(relative < 0.01, "perplexity {perplexity:.4}, training script reported {reported:.4}");
     assert!(perplexity < unigram / 3.0, "perplexity {perplexity:.1} vs unigram {unigram:.1}");
