@@ -6,7 +6,8 @@
 //! row stays the same from step to step. Each `generate/...` benchmark
 //! reports the time per generated token (a run of 64 tokens, divided by
 //! 64); the `sample/...` benchmark next to it is the bare
-//! `Pipeline::sample` call on the same row with the same processors. The
+//! `Pipeline::sample_token` call on the same row with the same processors
+//! (what the generator calls when no log-probabilities are requested). The
 //! difference is the generator's overhead per token. A last pair at a
 //! 64-token vocabulary, where sampling is nearly free, shows that overhead
 //! in absolute terms.
@@ -92,7 +93,7 @@ fn pair<S: Sampler + Clone + 'static>(
     group.bench_function(format!("sample/{name}"), |b| {
         b.iter(|| {
             let ctx = Context::prompt_only(&prompt);
-            black_box(p.sample(&ctx, black_box(&mut buf), &mut s, &mut rng).ok())
+            black_box(p.sample_token(&ctx, black_box(&mut buf), &mut s, &mut rng).ok())
         })
     });
 

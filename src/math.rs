@@ -44,16 +44,19 @@ pub(crate) fn max(row: &[f32]) -> f32 {
 /// `+inf` entry (exactly as [`check_row`]).
 pub(crate) fn max_checked(row: &[f32]) -> Result<f32, Error> {
     let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut bad = [0u32; LANES];
+    let mut flagged = false;
     let mut chunks = row.chunks_exact(LANES);
     for chunk in &mut chunks {
-        for ((a, b), &x) in acc.iter_mut().zip(bad.iter_mut()).zip(chunk) {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
             *a = if x > *a { x } else { *a };
-            // False for NaN and +inf only.
-            *b |= u32::from(!(x <= f32::MAX));
         }
+        // `!(x <= MAX)` holds for NaN and +inf only.
+        let mut bad = false;
+        for &x in chunk {
+            bad |= !(x <= f32::MAX);
+        }
+        flagged |= bad;
     }
-    let mut flagged = bad.iter().any(|&b| b != 0);
     let mut m = f32::NEG_INFINITY;
     for &x in acc.iter().chain(chunks.remainder()) {
         flagged |= !(x <= f32::MAX);
@@ -160,21 +163,22 @@ pub(crate) fn check_row(row: &[f32]) -> Result<(), Error> {
     if row.is_empty() {
         return Err(Error::EmptyRow);
     }
-    // Vectorizable scan, one flag per chunk; the offender is located only
-    // when a chunk is flagged.
-    let mut chunks = row.chunks_exact(LANES);
+    // Vectorizable scan, one flag per 64 entries (`!(x <= MAX)` holds for
+    // NaN and +inf only); the offender is located only in a flagged chunk.
+    const CHUNK: usize = 64;
+    let mut chunks = row.chunks_exact(CHUNK);
     let mut base = 0;
     for chunk in &mut chunks {
         let mut bad = false;
         for &x in chunk {
-            bad |= x.is_nan() | (x == f32::INFINITY);
+            bad |= !(x <= f32::MAX);
         }
         if bad {
             if let Some(e) = first_invalid(chunk, base) {
                 return Err(e);
             }
         }
-        base += LANES;
+        base += CHUNK;
     }
     match first_invalid(chunks.remainder(), base) {
         Some(e) => Err(e),
@@ -438,7 +442,9 @@ pub(crate) fn top_candidates(
                 }
                 if hit {
                     for (i, &x) in chunk.iter().enumerate() {
-                        sel.offer(x, (base + i) as TokenId);
+                        if x >= sel.threshold {
+                            sel.take(x, (base + i) as TokenId);
+                        }
                     }
                 }
                 base += LANES;
@@ -451,6 +457,57 @@ pub(crate) fn top_candidates(
     let threshold = sel.threshold;
     sel.out.retain(|e| e.0 >= threshold);
     threshold
+}
+
+/// Collects into `out` (cleared first) every live token with
+/// `cut <= x - m < below`, in live-set order (id order before truncation).
+///
+/// On a dense row, 8 scores at a time are tested with a vectorizable
+/// comparison; a chunk with a hit is gathered branch-free (every entry is
+/// written, the count advances only for the tokens kept). No allocation
+/// once `out` has grown.
+pub(crate) fn gather_between(
+    scores: &Scores<'_>,
+    m: f32,
+    cut: f32,
+    below: f32,
+    out: &mut Vec<Entry>,
+) {
+    out.clear();
+    let values = scores.values();
+    let inside = |x: f32| {
+        let d = x - m;
+        d >= cut && d < below
+    };
+    if let Some(ids) = scores.live_ids() {
+        out.extend(ids.iter().map(|&id| (values[id as usize], id)).filter(|e| inside(e.0)));
+        return;
+    }
+    const CHUNK: usize = 8;
+    let mut count = 0;
+    let mut chunks = values.chunks_exact(CHUNK);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut hit = false;
+        for &x in chunk {
+            hit |= inside(x);
+        }
+        if hit {
+            if out.len() < count + CHUNK {
+                out.resize(count + CHUNK, (0.0, 0));
+            }
+            for (i, &x) in chunk.iter().enumerate() {
+                out[count] = (x, (c * CHUNK + i) as TokenId);
+                count += usize::from(inside(x));
+            }
+        }
+    }
+    out.truncate(count);
+    let base = values.len() - chunks.remainder().len();
+    for (i, &x) in chunks.remainder().iter().enumerate() {
+        if inside(x) {
+            out.push((x, (base + i) as TokenId));
+        }
+    }
 }
 
 /// The state of [`top_candidates`].
@@ -467,9 +524,14 @@ struct Selection<'s> {
 impl Selection<'_> {
     #[inline]
     fn offer(&mut self, x: f32, id: TokenId) {
-        if !(x >= self.threshold) {
-            return;
+        if x >= self.threshold {
+            self.take(x, id);
         }
+    }
+
+    /// Keeps a token that scores at least the running threshold.
+    #[inline(never)]
+    fn take(&mut self, x: f32, id: TokenId) {
         self.out.push((x, id));
         let heap = &mut *self.heap;
         if heap.len() < self.n {

@@ -1,6 +1,6 @@
 //! Top-p (nucleus) truncation.
 
-use crate::math::{Entry, Softmax, first_stop, gather_at_least, rank_desc, top_candidates};
+use crate::math::{Entry, Softmax, first_stop, gather_between, rank_desc, top_candidates};
 use crate::{Context, Error, LogitsProcessor, Scores};
 
 /// Candidates sorted and walked one by one before the walk switches to
@@ -59,15 +59,18 @@ const SORTED_SURVIVORS: usize = 1024;
 /// Never sorts the vocabulary. On a sorted live set (after top-k) it walks
 /// the survivors of the previous stage directly. Otherwise: one pass for the
 /// maximum and one for the normalizer `z` (vectorized exponentials), then
-/// one pass that selects the best 256 tokens with a running threshold
-/// (llama.cpp's adaptive top-256, see [`TopK`](crate::processors::TopK)
-/// for the pass), which are sorted and walked. Only a nucleus larger than
-/// that takes a second round: one comparison pass gathers the candidates,
-/// the tokens whose probability is at least `f32(1 - p) / (n - 1)` (a token
-/// below that bound cannot be in the nucleus, since everything ranked after
-/// it weighs less than `1 - p`), and the boundary is located by selections
-/// around pivots (galloping, then bisection) with partial sums of the
-/// weights, so only a few hundred candidates are ever sorted. No allocation
+/// one pass that selects the best 256 tokens with a running threshold (as
+/// [`TopK`](crate::processors::TopK) does), which are sorted and walked:
+/// most nuclei end there. A larger nucleus takes a second round, in the
+/// spirit of llama.cpp's bucket sort: a comparison pass gathers the tokens
+/// just below the first 256, down to a score chosen from the mass still
+/// missing (a secant step; a second gather is rarely needed), until the
+/// gathered mass shows the nucleus is among them; the gathered tokens are
+/// split into 64 score buckets with their masses, and only the bucket where
+/// the tail crosses `1 - p` is sorted and walked. On a live set of at most
+/// 256 tokens, the candidates above the bound `f32(1 - p) / (n - 1)` (a
+/// token below it cannot be in the nucleus, since everything ranked after
+/// it weighs less than `1 - p`) are located by selections. No allocation
 /// once the buffers have grown.
 ///
 /// # Example
@@ -106,7 +109,14 @@ impl TopP {
             return Err(Error::invalid("top_p", "in [0, 1]", p));
         }
         let threshold = (1.0 - decimal_value(p)) as f32;
-        Ok(TopP { p, threshold, min_tokens_to_keep: 1, candidates: Vec::new(), head: Vec::new(), heap: Vec::new() })
+        Ok(TopP {
+            p,
+            threshold,
+            min_tokens_to_keep: 1,
+            candidates: Vec::new(),
+            head: Vec::new(),
+            heap: Vec::new(),
+        })
     }
 
     /// Keeps at least `n` tokens (transformers' `min_tokens_to_keep`).
@@ -198,48 +208,139 @@ impl LogitsProcessor for TopP {
                 scores.set_live(cands[..n].iter().map(|e| e.1), true);
                 return Ok(());
             }
+            if len < keep {
+                // Fewer finite tokens than the quota, all among the
+                // candidates: all of them stay.
+                scores.set_live(cands.iter().map(|e| e.1), true);
+                return Ok(());
+            }
             first = cands.last().map(|e| (e.0 - m, prefix));
         }
 
-        // The second round gathers the tokens with `x - max >= cut` for a
-        // falling cut, until the gathered mass leaves less than the
-        // threshold outside (with a margin against the order of the sums):
-        // then the token after them is removed, so the nucleus is among them.
-        // Each cut is a secant step on the mass gathered so far against the
-        // cut (the first from the mean slope of the first round), stretched
-        // by a quarter so that one or two gathers suffice. The cut never goes
-        // below `bound`: a token of weight w with w / z < threshold /
-        // (n_live - 1) has a tail below the threshold, so it and everything
-        // after it go (loosened by a margin, and never excluding the maximum).
+        // A token of weight w with w / z < threshold / (n_live - 1) has a
+        // tail below the threshold, so it and everything after it go: the
+        // nucleus lies at or above `bound` (loosened by a margin, and never
+        // excluding the maximum).
         let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
         let bound = bound.min(0.0) as f32;
+        let Some((lowest, head_mass)) = first else {
+            self.walk_above(scores, &softmax, bound, head, keep, removed);
+            return Ok(());
+        };
+
+        // The second round gathers the tokens below the first round's with
+        // `x - max >= cut`, for a falling cut, until the mass gathered with
+        // the first round leaves less than the threshold outside (with a
+        // margin against the order of the sums): then the token after them
+        // is removed, so the nucleus is among them. Each cut is a secant
+        // step on the mass gathered against the cut (the first from the mean
+        // slope of the first round), stretched by a quarter so that one or
+        // two gathers suffice; the cut stops at `bound`.
+        //
+        // The gathered tokens go into 64 buckets by score (all of a bucket
+        // ranks above all of the next), their masses summed per bucket; the
+        // bucket whose mass makes the following token's tail fall to the
+        // threshold holds the boundary. Only that bucket is sorted and
+        // walked.
+        const BUCKETS: usize = 64;
         let need = z * (1.0 - f64::from(threshold) * (1.0 - 1e-4));
-        // Two points (cut, mass at or above it): the maximum and the first round.
-        let (mut upper, mut lower) = ((0.0f32, 0.0f64), first.unwrap_or((bound, 0.0)));
-        loop {
-            let cut = if first.is_none() {
-                bound
+        let mut masses;
+        let (mut upper, mut lower) = ((0.0f32, 0.0f64), (lowest, head_mass));
+        let cut = loop {
+            let width = upper.0 - lower.0;
+            let gained = lower.1 - upper.1;
+            let step = if width > 0.0 && gained > 0.0 {
+                (1.25 * (need - lower.1) * f64::from(width) / gained) as f32
             } else {
-                let width = upper.0 - lower.0;
-                let gained = lower.1 - upper.1;
-                let step = if width > 0.0 && gained > 0.0 {
-                    (1.25 * (need - lower.1) * f64::from(width) / gained) as f32
-                } else {
-                    2.0 * width.max(0.5)
-                };
-                (lower.0 - step.clamp(0.125, 16.0)).max(bound)
+                2.0 * width.max(0.5)
             };
-            gather_at_least(scores, m, cut, &mut self.candidates);
-            if cut <= bound {
-                break;
+            let cut = (lower.0 - step.clamp(0.125, 16.0)).max(bound);
+            gather_between(scores, m, cut, lowest, &mut self.candidates);
+            let bucket = bucketing(m, lowest, cut, BUCKETS);
+            masses = [0.0; BUCKETS];
+            for e in self.candidates.iter() {
+                masses[bucket(e.0)] += softmax.weight(e.0);
             }
-            let mass: f64 = self.candidates.iter().map(|e| softmax.weight(e.0)).sum();
-            if self.candidates.len() >= keep && mass >= need {
-                break;
+            let mass = head_mass + masses.iter().sum::<f64>();
+            if cut <= bound || mass >= need {
+                break cut;
             }
             (upper, lower) = (lower, (cut, mass));
+        };
+        let bucket = bucketing(m, lowest, cut, BUCKETS);
+        let mut before = head_mass;
+        let mut boundary = BUCKETS;
+        for (b, &w) in masses.iter().enumerate() {
+            if removed(before + w) {
+                boundary = b;
+                break;
+            }
+            before += w;
         }
+        let buf = &mut self.candidates;
+        let mut kept = buf.len();
+        if boundary < BUCKETS {
+            let mut front = 0;
+            for i in 0..buf.len() {
+                if bucket(buf[i].0) < boundary {
+                    buf.swap(front, i);
+                    front += 1;
+                }
+            }
+            let mut end = front;
+            for i in front..buf.len() {
+                if bucket(buf[i].0) == boundary {
+                    buf.swap(end, i);
+                    end += 1;
+                }
+            }
+            buf[front..end].sort_unstable_by(rank_desc);
+            // The ranks here are past the first round, so past the quota.
+            kept = end;
+            for (i, e) in buf[..end].iter().enumerate().skip(front) {
+                if removed(before) {
+                    kept = i;
+                    break;
+                }
+                before += softmax.weight(e.0);
+            }
+        }
+        // Small nuclei are handed on sorted; large ones are not sorted.
+        let sorted = self.head.len() + kept <= SORTED_SURVIVORS;
+        if sorted {
+            buf[..kept].sort_unstable_by(rank_desc);
+        }
+        let ids = self.head.iter().chain(&buf[..kept]).map(|e| e.1);
+        scores.set_live(ids, sorted);
+        Ok(())
+    }
+}
+
+/// The bucket of a score `x` in `[max + cut, max + lowest)`, out of `n`
+/// equal slices of that range, the highest scores in bucket 0. Monotone:
+/// a higher score never falls in a later bucket.
+fn bucketing(m: f32, lowest: f32, cut: f32, n: usize) -> impl Fn(f32) -> usize {
+    let width = (lowest - cut) / n as f32;
+    move |x: f32| {
+        let b = if width > 0.0 { (lowest - (x - m)) / width } else { 0.0 };
+        (b as usize).min(n - 1)
+    }
+}
+
+impl TopP {
+    /// The nucleus among the live tokens with `x - max >= bound` (which
+    /// holds it), located by [`first_stop`]: the path of small live sets.
+    fn walk_above(
+        &mut self,
+        scores: &mut Scores<'_>,
+        softmax: &Softmax,
+        bound: f32,
+        head: usize,
+        keep: usize,
+        removed: impl Fn(f64) -> bool,
+    ) {
         let buffer = &mut self.candidates;
+        gather_between(scores, softmax.max(), bound, f32::INFINITY, buffer);
         if buffer.len() < keep {
             // Fewer finite tokens than the quota: all of them compete.
             buffer.clear();
@@ -262,7 +363,6 @@ impl LogitsProcessor for TopP {
             buffer[head..n].sort_unstable_by(rank_desc);
         }
         scores.set_live(buffer[..n].iter().map(|e| e.1), sorted);
-        Ok(())
     }
 }
 
@@ -472,7 +572,8 @@ mod tests {
                 assert_eq!(survivors(&mut top_p(p as f32), &row), expected, "a = {a}, p = {p}");
             }
             // On a live set: the same rule among the live tokens.
-            let live_ranks: Vec<usize> = (0..V).filter(|&rank| (rank * 7919 % V) % 7 != 0).collect();
+            let live_ranks: Vec<usize> =
+                (0..V).filter(|&rank| (rank * 7919 % V) % 7 != 0).collect();
             let weights: Vec<f64> = live_ranks.iter().map(|&k| r.powi(k as i32)).collect();
             let z: f64 = weights.iter().sum();
             let mut acc = 0.0;
