@@ -92,11 +92,3 @@ pub fn floor(row: &[f32]) -> f32 {
     let tail: f32 = chunks.remainder().iter().map(|&x| (x - m).exp()).sum();
     sums.iter().sum::<f32>() + tail + m
 }
-
-/// The first floor definition, kept to show what the lanes buy: a serial
-/// `fold(f32::max)` and a serial f32 sum.
-pub fn floor_serial(row: &[f32]) -> f32 {
-    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let s: f32 = row.iter().map(|&x| (x - m).exp()).sum();
-    s + m
-}
