@@ -53,13 +53,47 @@ const CHUNK: usize = 32;
 pub struct Gpt2 {
     config: Config,
     weights: Weights,
-    /// Per layer, `[n_head, n_positions, head_dim]`.
-    keys: Vec<Array3<f32>>,
-    values: Vec<Array3<f32>>,
-    /// Cached positions.
-    len: usize,
+    pub(crate) cache: KvCache,
     scratch: Scratch,
     threads: usize,
+}
+
+/// The keys and values of the positions fed so far: one sequence's state.
+#[derive(Debug, Clone)]
+pub(crate) struct KvCache {
+    /// Per layer, `[n_head, n_positions, head_dim]`.
+    pub(crate) keys: Vec<Array3<f32>>,
+    pub(crate) values: Vec<Array3<f32>>,
+    /// Cached positions.
+    pub(crate) len: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `config`, preallocated to `n_positions`.
+    pub(crate) fn new(config: &Config) -> Self {
+        let shape = (config.n_head, config.n_positions, config.head_dim());
+        let layers = || (0..config.n_layer).map(|_| Array3::zeros(shape)).collect();
+        KvCache { keys: layers(), values: layers(), len: 0 }
+    }
+
+    /// Makes this cache a copy of `other`'s cached positions (the positions
+    /// past `other.len` are left as they are: they are never read).
+    pub(crate) fn copy_from(&mut self, other: &KvCache) {
+        let len = other.len;
+        let pairs =
+            self.keys.iter_mut().zip(&other.keys).chain(self.values.iter_mut().zip(&other.values));
+        for (dst, src) in pairs {
+            let (_, positions, d) = src.dim();
+            let dst = dst.as_slice_mut().unwrap_or_else(|| unreachable!("the cache is row-major"));
+            let src = src.as_slice().unwrap_or_else(|| unreachable!("the cache is row-major"));
+            for (d_head, s_head) in
+                dst.chunks_exact_mut(positions * d).zip(src.chunks_exact(positions * d))
+            {
+                d_head[..len * d].copy_from_slice(&s_head[..len * d]);
+            }
+        }
+        self.len = len;
+    }
 }
 
 #[derive(Debug)]
@@ -108,8 +142,8 @@ impl Gpt2 {
                 message: "the weights do not have the configuration's shapes".into(),
             });
         }
-        let (d, p) = (c.head_dim(), c.n_positions);
-        let cache = || (0..c.n_layer).map(|_| Array3::zeros((c.n_head, p, d))).collect();
+        let p = c.n_positions;
+        let cache = KvCache::new(c);
         let scratch = Scratch {
             x: vec![0.0; CHUNK * c.n_embd],
             normed: vec![0.0; CHUNK * c.n_embd],
@@ -119,7 +153,7 @@ impl Gpt2 {
             hidden: vec![0.0; CHUNK * c.n_inner],
             scores: vec![0.0; p],
         };
-        Ok(Self { keys: cache(), values: cache(), config, weights, len: 0, scratch, threads: 1 })
+        Ok(Self { cache, config, weights, scratch, threads: 1 })
     }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model
@@ -156,7 +190,7 @@ impl Gpt2 {
 
     /// Number of cached positions (tokens fed since the last reset).
     pub fn position(&self) -> usize {
-        self.len
+        self.cache.len
     }
 
     /// The longest sequence the model accepts (`n_positions`).
@@ -175,7 +209,7 @@ impl Gpt2 {
         if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab) {
             return Err(Gpt2Error::TokenOutOfRange { token, vocab });
         }
-        let needed = self.len + tokens.len();
+        let needed = self.cache.len + tokens.len();
         if needed > self.config.n_positions {
             return Err(Gpt2Error::ContextOverflow { needed, max: self.config.n_positions });
         }
@@ -187,7 +221,7 @@ impl Gpt2 {
     /// `scratch.x`.
     fn run_chunk(&mut self, tokens: &[TokenId]) {
         let c = &self.config;
-        let (e, d, t_len, start) = (c.n_embd, c.head_dim(), tokens.len(), self.len);
+        let (e, d, t_len, start) = (c.n_embd, c.head_dim(), tokens.len(), self.cache.len);
         let s = &mut self.scratch;
         let w = &self.weights;
         let threads = self.threads;
@@ -216,7 +250,7 @@ impl Gpt2 {
             apply(&block.c_attn, normed, qkv, threads);
 
             // Append this chunk's keys and values, then attend causally.
-            let (keys, values) = (&mut self.keys[layer], &mut self.values[layer]);
+            let (keys, values) = (&mut self.cache.keys[layer], &mut self.cache.values[layer]);
             for (t, row) in qkv.chunks_exact(3 * e).enumerate() {
                 for h in 0..c.n_head {
                     let k = &row[e + h * d..e + (h + 1) * d];
@@ -263,7 +297,7 @@ impl Gpt2 {
             apply(&block.mlp_proj, hidden, proj, threads);
             add_assign(x, proj);
         }
-        self.len += t_len;
+        self.cache.len += t_len;
     }
 
     /// Final LayerNorm of the last position and the head, into `logits`.
@@ -327,7 +361,7 @@ impl LanguageModel for Gpt2 {
     }
 
     fn reset(&mut self) {
-        self.len = 0;
+        self.cache.len = 0;
     }
 }
 
