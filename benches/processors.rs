@@ -21,44 +21,12 @@ use decoding::{
     Context, DecodingRng, LogitsProcessor, Pipeline, Sampler, Scores, TokenId, rng_from_seed,
 };
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::{history, logits};
+
 const VOCABS: [usize; 3] = [50_257, 128_256, 151_936];
-
-/// SplitMix64: a tiny portable generator for the benchmark data.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
-
-/// Logits like a language model's: N(0, 3) plus eight peaks of +14 ... +10.
-fn logits(v: usize) -> Vec<f32> {
-    let mut g = SplitMix(v as u64);
-    let mut row: Vec<f32> = (0..v)
-        .map(|_| {
-            let (a, b) = (g.unit(), g.unit());
-            (3.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
-        })
-        .collect();
-    for (i, peak) in [14.0, 13.0, 12.5, 12.0, 11.5, 11.0, 10.5, 10.0].into_iter().enumerate() {
-        let at = (g.next() % v as u64) as usize;
-        row[at] = peak + i as f32 * 0.0;
-    }
-    row
-}
-
-/// A history of `n` tokens spread over the vocabulary.
-fn history(v: usize, n: usize) -> Vec<TokenId> {
-    let mut g = SplitMix(7);
-    (0..n).map(|_| (g.next() % v as u64) as TokenId).collect()
-}
 
 fn floor(row: &[f32]) -> f32 {
     let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));

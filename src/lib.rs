@@ -76,11 +76,13 @@ pub use self::chain::Chain;
 pub use self::context::Context;
 pub use self::error::{Error, Result};
 pub use self::generator::{
-    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, DEFAULT_SEED,
-    Detokenizer, FinishReason, GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation,
-    Generator, LogprobMode, Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
+    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BeamHypothesis,
+    BeamLanguageModel, BeamSearch, DEFAULT_SEED, Detokenizer, EarlyStopping, FinishReason,
+    GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode,
+    Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
 };
-pub use self::model::LanguageModel;
+pub use self::generator::{SpeculativeOptions, SpeculativeStats, Verification};
+pub use self::model::{LanguageModel, RewindableModel};
 pub use self::pipeline::Pipeline;
 pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
 pub use self::rng::{DecodingRng, rng_from_seed, unit_f64};

@@ -66,3 +66,98 @@ pub trait LanguageModel {
     /// Forgets every cached position: the next call starts a new sequence.
     fn reset(&mut self);
 }
+
+/// A [`LanguageModel`] that can score several positions in one call and
+/// forget its latest positions: what speculative decoding
+/// ([`Generator::generate_speculative`](crate::Generator::generate_speculative))
+/// needs of both the target and the draft model.
+///
+/// Models that never speculate do not implement it; plain generation needs
+/// only [`LanguageModel`].
+///
+/// # Positions
+///
+/// The model *holds* the tokens fed since the last
+/// [`reset`](LanguageModel::reset), in order (a transformer's KV cache).
+/// [`RewindableModel::rewind`] shortens that history like `Vec::truncate`;
+/// the next [`forward`](LanguageModel::forward) continues after what is
+/// left.
+///
+/// # Example
+///
+/// A bigram model holds only its last token, so every rewind leaves it in
+/// a correct state: the next call feeds at least one token, which replaces
+/// it. The default [`RewindableModel::forward_all`] is enough.
+///
+/// ```
+/// use decoding::{LanguageModel, RewindableModel, TokenId};
+///
+/// #[derive(Debug)]
+/// struct Next { vocab: usize, last: Option<TokenId> }
+///
+/// impl LanguageModel for Next {
+///     type Error = std::convert::Infallible;
+///     fn vocab_size(&self) -> usize { self.vocab }
+///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///         self.last = tokens.last().copied().or(self.last);
+///         logits.fill(0.0);
+///         if let Some(t) = self.last {
+///             logits[(t as usize + 1) % self.vocab] = 10.0;
+///         }
+///         Ok(())
+///     }
+///     fn reset(&mut self) { self.last = None; }
+/// }
+///
+/// impl RewindableModel for Next {
+///     fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> { Ok(()) }
+/// }
+///
+/// let mut model = Next { vocab: 8, last: None };
+/// let mut rows = vec![0.0; 2 * model.vocab_size()];
+/// model.forward_all(&[3, 5], &mut rows)?;
+/// assert_eq!(rows[4], 10.0);     // row 0: after token 3
+/// assert_eq!(rows[8 + 6], 10.0); // row 1: after token 5
+/// # Ok::<(), std::convert::Infallible>(())
+/// ```
+pub trait RewindableModel: LanguageModel {
+    /// Feeds `tokens` as [`LanguageModel::forward`] does, and writes the
+    /// scores of the position after **each** of them: row `i` (the scores
+    /// after `tokens[i]`) in `logits[i * V..(i + 1) * V]`, with `V` the
+    /// [`vocab_size`](LanguageModel::vocab_size). `logits` has exactly
+    /// `tokens.len() * V` entries; an empty `tokens` writes nothing.
+    ///
+    /// A transformer runs the new positions once and applies its head to
+    /// each of them, so verifying `k` drafted tokens costs one call. The
+    /// default calls [`LanguageModel::forward`] once per token, which is
+    /// correct under the incremental contract but does no batching.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model reports.
+    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+        let vocab = self.vocab_size();
+        if vocab == 0 {
+            return Ok(());
+        }
+        for (&token, row) in tokens.iter().zip(logits.chunks_exact_mut(vocab)) {
+            self.forward(std::slice::from_ref(&token), row)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every held position from `len` on, so the model holds the
+    /// first `len` tokens fed since the last [`reset`](LanguageModel::reset)
+    /// and the next [`forward`](LanguageModel::forward) continues after
+    /// them. Like `Vec::truncate`, a `len` at or past the number of tokens
+    /// held changes nothing; `rewind(0)` is a reset.
+    ///
+    /// The generator calls it only to drop drafted tokens that were not
+    /// kept, and feeds at least one more token before it reads scores again.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model reports (a backend that cannot truncate its
+    /// cache, ...). An error ends the run.
+    fn rewind(&mut self, len: usize) -> Result<(), Self::Error>;
+}

@@ -187,3 +187,38 @@ fn the_counter_sees_allocations() {
     assert!(allocations() > before);
     drop(v);
 }
+
+/// Only the allocation count matters here: nothing to undo.
+impl decoding::RewindableModel for Cheap {
+    fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Allocations of one warmed-up speculative run of `tokens` steps.
+fn speculative_allocations(tokens: usize, verification: decoding::Verification) -> u64 {
+    let options = GenerateOptions::builder(tokens).seed(11).build().unwrap();
+    let mut generator = Generator::new(realistic(), Categorical::new(), options);
+    let speculative = decoding::SpeculativeOptions::new(3, verification).unwrap();
+    let (mut target, mut draft) = (Cheap { step: 0, last: 0 }, Cheap { step: 7, last: 0 });
+    let prompt: [TokenId; 4] = [464, 3290, 318, 257];
+    let mut run = || {
+        let out =
+            generator.generate_speculative(&mut target, &mut draft, &prompt, &speculative).unwrap();
+        assert_eq!(out.tokens.len(), tokens);
+    };
+    run();
+    let before = allocations();
+    run();
+    allocations() - before
+}
+
+#[test]
+fn speculative_runs_allocate_per_run_not_per_token() {
+    for verification in [decoding::Verification::Greedy, decoding::Verification::Sampled] {
+        let short = speculative_allocations(10, verification);
+        let long = speculative_allocations(300, verification);
+        assert_eq!(short, long, "{verification:?}: allocations grow with the number of steps");
+        assert!(long <= 1, "{verification:?}: {long} allocations per run");
+    }
+}

@@ -18,6 +18,12 @@ use crate::{Error, TokenId};
 /// processors, in the same order, with the same gating. The
 /// [module documentation](super) has the field-by-field table.
 ///
+/// transformers has no top-nσ, XTC, dynamic temperature, Mirostat or DRY:
+/// a generation config has no field for them and never builds them (keys
+/// such as `top_n_sigma` or `dry_multiplier` in a file are unknown keys,
+/// ignored like the others). Use [`LlamaCppSampling`](super::LlamaCppSampling)
+/// or [`OpenAiParams`](super::OpenAiParams) for them.
+///
 /// # Length
 ///
 /// - `max_new_tokens` set: at most that many generated tokens
@@ -117,8 +123,16 @@ pub struct GenerationConfig {
     pub renormalize_logits: Option<bool>,
     /// Independent choices per prompt (`> 1` needs sampling).
     pub num_return_sequences: Option<usize>,
-    /// Beams; only 1 is supported.
+    /// Beams: more than 1 is a beam search
+    /// ([`DecodingPlan::beam_search`](super::DecodingPlan::beam_search);
+    /// `do_sample` must then be false: beam sampling is not implemented).
     pub num_beams: Option<usize>,
+    /// Beam search: a finished hypothesis scores `sum / length^length_penalty`
+    /// (default 1).
+    pub length_penalty: Option<f64>,
+    /// Beam search: `false`, `true` or `"never"` in the file (default
+    /// `false`), see [`EarlyStopping`](crate::EarlyStopping).
+    pub early_stopping: Option<crate::EarlyStopping>,
     /// Stop strings (a detokenizer is needed at generation time).
     pub stop_strings: Option<Vec<String>>,
     /// Settings read from a file that this crate does not implement and that
@@ -175,7 +189,7 @@ impl GenerationConfig {
             top_h, repetition_penalty, no_repeat_ngram_size, bad_words_ids, sequence_bias,
             suppress_tokens, begin_suppress_tokens, min_new_tokens, min_length, max_new_tokens,
             max_length, eos_token_id, pad_token_id, bos_token_id, renormalize_logits,
-            num_return_sequences, num_beams, stop_strings,
+            num_return_sequences, num_beams, length_penalty, early_stopping, stop_strings,
         )
     }
 
@@ -230,9 +244,8 @@ impl GenerationConfig {
         at_least_one("max_new_tokens", self.max_new_tokens)?;
         at_least_one("max_length", self.max_length)?;
         at_least_one("num_return_sequences", self.num_return_sequences)?;
-        if let Some(b) = self.num_beams.filter(|&b| b != 1) {
-            return Err(Error::invalid("num_beams", "1 (beam search is not implemented)", b));
-        }
+        at_least_one("num_beams", self.num_beams)?;
+        check("length_penalty", "a finite number", self.length_penalty, f64::is_finite)?;
         if let Some(bad) = &self.bad_words_ids {
             if bad.is_empty() || bad.iter().any(Vec::is_empty) {
                 return Err(Error::invalid(
@@ -345,6 +358,18 @@ mod serde_impl {
         ("use_mtp", "unset or false (multi-token prediction is not implemented)", is_false),
     ];
 
+    /// transformers' `early_stopping`: `false`, `true` or `"never"`.
+    fn early_stopping(v: &Value) -> Result<Option<crate::EarlyStopping>, Error> {
+        use crate::EarlyStopping;
+        match v {
+            Value::Null => Ok(None),
+            Value::Bool(false) => Ok(Some(EarlyStopping::Heuristic)),
+            Value::Bool(true) => Ok(Some(EarlyStopping::Done)),
+            Value::Str(s) if s == "never" => Ok(Some(EarlyStopping::Never)),
+            other => Err(Error::invalid("early_stopping", "false, true or \"never\"", other)),
+        }
+    }
+
     fn is_num(v: &Value, neutral: f64) -> bool {
         v.is_null() || v.as_number() == Some(neutral)
     }
@@ -437,6 +462,10 @@ mod serde_impl {
                             json::count(v, "num_return_sequences", "an integer >= 1")?
                     }
                     "num_beams" => c.num_beams = json::count(v, "num_beams", "an integer >= 1")?,
+                    "length_penalty" => {
+                        c.length_penalty = json::number(v, "length_penalty", "a number")?
+                    }
+                    "early_stopping" => c.early_stopping = early_stopping(v)?,
                     "stop_strings" => c.stop_strings = json::strings(v, "stop_strings")?,
                     other => {
                         if let Some(&(key, feature, neutral)) =
@@ -457,25 +486,12 @@ mod serde_impl {
         }
     }
 
-    impl<'de> serde::Deserialize<'de> for GenerationConfig {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            let entries = Entries::deserialize(deserializer)?;
-            GenerationConfig::from_entries(entries).map_err(serde::de::Error::custom)
-        }
-    }
+    json::deserialize_from_entries!(GenerationConfig);
 
     impl serde::Serialize for GenerationConfig {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(None)?;
-            macro_rules! entries {
-                ($($field:ident),* $(,)?) => {
-                    $(if let Some(v) = &self.$field {
-                        map.serialize_entry(stringify!($field), v)?;
-                    })*
-                };
-            }
-            entries!(
-                bos_token_id,
+            json::serialize_set_fields!(map, self; bos_token_id,
                 eos_token_id,
                 pad_token_id,
                 do_sample,
@@ -500,8 +516,20 @@ mod serde_impl {
                 renormalize_logits,
                 num_return_sequences,
                 num_beams,
+                length_penalty,
                 stop_strings,
             );
+            if let Some(e) = self.early_stopping {
+                match e {
+                    crate::EarlyStopping::Heuristic => {
+                        map.serialize_entry("early_stopping", &false)?
+                    }
+                    crate::EarlyStopping::Done => map.serialize_entry("early_stopping", &true)?,
+                    crate::EarlyStopping::Never => {
+                        map.serialize_entry("early_stopping", "never")?
+                    }
+                }
+            }
             // Unsupported settings are written back too, so that a written
             // config still refuses to build. The value is the one recorded:
             // JSON when it reads as JSON (scalars), else its description

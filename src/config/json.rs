@@ -143,6 +143,34 @@ impl<'de> Visitor<'de> for EntriesVisitor {
     }
 }
 
+/// Implements serde's `Deserialize` for a configuration type through
+/// [`Entries`] and the type's `from_entries`, so that field errors keep
+/// their wording inside any serde document.
+macro_rules! deserialize_from_entries {
+    ($ty:ty) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let entries = <$crate::config::json::Entries as serde::Deserialize>::deserialize(
+                    deserializer,
+                )?;
+                <$ty>::from_entries(entries).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_from_entries;
+
+/// Writes `"field": value` into `$map` for each listed `Option` field of
+/// `$this` that is set; unset fields are left out.
+macro_rules! serialize_set_fields {
+    ($map:ident, $this:expr; $($field:ident),* $(,)?) => {
+        $(if let Some(v) = &$this.$field {
+            serde::ser::SerializeMap::serialize_entry(&mut $map, stringify!($field), v)?;
+        })*
+    };
+}
+pub(crate) use serialize_set_fields;
+
 /// Parses a JSON document into its top-level entries.
 pub(crate) fn parse_object(text: &str, what: &str) -> Result<Entries, Error> {
     serde_json::from_str(text)
@@ -193,6 +221,20 @@ pub(crate) fn count(
     match *v {
         Value::Null => Ok(None),
         Value::Int(i) => usize::try_from(i).map(Some).map_err(|_| bad(name, expected, v)),
+        _ => Err(bad(name, expected, v)),
+    }
+}
+
+/// A signed 32-bit integer (llama.cpp's `int32_t` settings, where `-1`
+/// often has a meaning).
+pub(crate) fn int32(
+    v: &Value,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<Option<i32>, Error> {
+    match *v {
+        Value::Null => Ok(None),
+        Value::Int(i) => i32::try_from(i).map(Some).map_err(|_| bad(name, expected, v)),
         _ => Err(bad(name, expected, v)),
     }
 }
@@ -309,6 +351,26 @@ pub(crate) fn strings(v: &Value, name: &'static str) -> Result<Option<Vec<String
             .collect::<Result<_, _>>()
             .map(Some),
         _ => Err(bad(name, EXPECTED, v)),
+    }
+}
+
+/// A list of strings only (a bare string is not accepted).
+pub(crate) fn string_list(
+    v: &Value,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<Option<Vec<String>>, Error> {
+    match v {
+        Value::Null => Ok(None),
+        Value::List(items) => items
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(bad(name, expected, x)),
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        _ => Err(bad(name, expected, v)),
     }
 }
 

@@ -13,7 +13,8 @@
 //!   `logprobs`, `seed`, `stop`, `n`, `max_tokens` and the usual extensions,
 //!   on top of a model's generation config.
 //! - [`LlamaCppSampling`]: llama.cpp's chain (temperature last, exactly-k
-//!   top-k, windowed penalties).
+//!   top-k, windowed penalties) and its newer samplers: top-nσ, XTC,
+//!   dynamic temperature, Mirostat 2.0 and DRY.
 //!
 //! Reading and writing JSON needs the `serde` feature (on by default); the
 //! structs and the building do not.
@@ -67,7 +68,13 @@
 //!   options (stop conditions); `max_new_tokens` / `max_length` to the
 //!   [`LengthLimit`]; `num_return_sequences` to [`DecodingPlan::n`];
 //!   `pad_token_id` and `bos_token_id` are read and written back only.
-//! - **Unsupported**: `num_beams > 1`, and the keys listed in
+//! - **Beam search**: `num_beams > 1` (with `do_sample` false) builds the
+//!   same stages and a [`DecodingPlan::beam_search`] from `num_beams`,
+//!   `length_penalty`, `early_stopping` and `num_return_sequences` (at most
+//!   `num_beams`), run by
+//!   [`Generator::beam_search`](crate::Generator::beam_search).
+//!   `num_beams > 1` with sampling (beam sampling) is an error.
+//! - **Unsupported**: the keys listed in
 //!   [`GenerationConfig::unsupported`] when set (group beam search,
 //!   contrastive search, DoLa, constraints, forced BOS/EOS tokens,
 //!   `remove_invalid_values`, the exponential length penalty,
@@ -76,6 +83,11 @@
 //!   encoder-side fields (`encoder_repetition_penalty`,
 //!   `encoder_no_repeat_ngram_size`) are ignored, as transformers ignores
 //!   them for decoder-only models.
+//! - **Not in transformers**: top-nσ, XTC, dynamic temperature, Mirostat
+//!   and DRY have no `generation_config.json` field and no transformers
+//!   processor, so a generation config never builds them; they come from
+//!   [`LlamaCppSampling`] or from llama-server's extra request fields in
+//!   [`OpenAiParams`].
 //! - **Stricter than transformers**: values outside a field's domain are
 //!   errors even where transformers would skip the stage silently
 //!   (`top_p = 1.5`, `epsilon_cutoff = -1`) or not look at them (a negative
@@ -94,6 +106,21 @@
 //! `logprobs` settings in the options. Sampling is decided by the
 //! temperature (0 is greedy) and there is no hidden top-k, as in vLLM. See
 //! [`OpenAiParams`] for the ranges.
+//!
+//! llama-server's extra fields (`top_n_sigma`, `xtc_*`, `dynatemp_*`,
+//! `mirostat*`, `dry_*`) are read too and slot into the same order: DRY
+//! after the presence and frequency penalties, the dynamic temperature in
+//! place of the temperature, top-nσ first and XTC last among the
+//! truncations, and Mirostat 2.0 instead of the truncations.
+//!
+//! # llama.cpp's chain
+//!
+//! [`LlamaCppSampling::build`] follows llama.cpp's `common_sampler_init`:
+//! the logit bias, then the `samplers` list in order (by default
+//! `penalties;dry;top_n_sigma;top_k;typ_p;top_p;min_p;xtc;temperature`, the
+//! temperature stage being a dynamic one when `dynatemp_range > 0`), then a
+//! draw; with `mirostat = 2`, the logit bias, a plain temperature and
+//! Mirostat 2.0 only.
 //!
 //! # Example
 //!
@@ -120,6 +147,7 @@
 //! ```
 
 mod eos;
+mod extensions;
 mod generation_config;
 mod hidden_defaults;
 #[cfg(feature = "serde")]

@@ -1,5 +1,6 @@
 //! OpenAI-style request parameters.
 
+use super::extensions::{self, Extensions};
 use super::transformers::{self, Extras};
 use super::{DecodingPlan, GenerationConfig, HiddenDefaults};
 use crate::{Error, LogprobMode, TokenId};
@@ -39,6 +40,29 @@ pub enum Logprobs {
 /// | `top_k` | `-1`, `0` (both off) or more | [`TopK`](crate::processors::TopK) |
 /// | `min_p` | `[0, 1]` | [`MinP`](crate::processors::MinP) |
 /// | `repetition_penalty` | `> 0` | [`RepetitionPenalty`](crate::processors::RepetitionPenalty) |
+/// | `dry_multiplier`, `dry_base`, `dry_allowed_length`, `dry_penalty_last_n`, `dry_sequence_breakers` | as [`LlamaCppSampling`](super::LlamaCppSampling) | [`Dry`](crate::processors::Dry), after the presence and frequency penalties |
+/// | `dynatemp_range`, `dynatemp_exponent` | `>= 0` | [`DynamicTemperature`](crate::processors::DynamicTemperature) instead of [`Temperature`](crate::processors::Temperature) when the range is above 0 |
+/// | `top_n_sigma` | finite; `<= 0` is off | [`TopNSigma`](crate::processors::TopNSigma), right after the temperature |
+/// | `xtc_probability`, `xtc_threshold` | `[0, 1]` each | [`Xtc`](crate::processors::Xtc), after the other truncations (seeded with `seed`) |
+/// | `mirostat`, `mirostat_tau`, `mirostat_eta` | `0` or `2`; `>= 0`; `>= 0` | `2`: [`MirostatV2`](crate::processors::MirostatV2) after the temperature, **instead of** the truncations |
+///
+/// # llama-server's extra fields
+///
+/// llama.cpp's server accepts, on its OpenAI-compatible routes, the names
+/// of its own samplers (the last five rows), with
+/// [`LlamaCppSampling`](super::LlamaCppSampling)'s defaults and domains
+/// (Mirostat 1.0 is an error). vLLM accepts none of them; a request without
+/// them builds exactly as before. They slot into the transformers-style
+/// order of this mapping: DRY with the penalties, the dynamic temperature
+/// in place of the temperature, top-nσ first among the truncations (over
+/// the whole vocabulary, as llama.cpp's default order has it), XTC last
+/// among them, Mirostat 2.0 instead of them (as llama.cpp replaces its
+/// chain; the biases, penalties and bans stay). For llama.cpp's own order
+/// (temperature after the truncations), use
+/// [`LlamaCppSampling`](super::LlamaCppSampling). DRY's breakers are strings
+/// and need token ids: see [`OpenAiParams::resolve_dry_breakers`]. Like the
+/// other unknown keys, llama-server fields this crate does not map
+/// (`typical_p`, `repeat_last_n`, `samplers`, `grammar`, ...) are ignored.
 ///
 /// # Differences from a generation config
 ///
@@ -110,6 +134,39 @@ pub struct OpenAiParams {
     pub min_p: Option<f64>,
     /// Repetition penalty, finite and `> 0` (extension).
     pub repetition_penalty: Option<f64>,
+    /// Top-nσ's `n` (llama-server); `<= 0` is off.
+    pub top_n_sigma: Option<f64>,
+    /// XTC's chance of applying, in `[0, 1]` (llama-server; default 0, off).
+    pub xtc_probability: Option<f64>,
+    /// XTC's threshold, in `[0, 1]` (llama-server; default 0.1; above 0.5 is
+    /// off).
+    pub xtc_threshold: Option<f64>,
+    /// Dynamic temperature range, `>= 0` (llama-server; default 0, off).
+    pub dynatemp_range: Option<f64>,
+    /// Dynamic temperature exponent, `>= 0` (llama-server; default 1).
+    pub dynatemp_exponent: Option<f64>,
+    /// 0 (off, the default) or 2, Mirostat 2.0 (llama-server; 1 is an
+    /// error).
+    pub mirostat: Option<i32>,
+    /// Mirostat's target surprise `τ`, `>= 0` (llama-server; default 5).
+    pub mirostat_tau: Option<f64>,
+    /// Mirostat's learning rate `η`, `>= 0` (llama-server; default 0.1).
+    pub mirostat_eta: Option<f64>,
+    /// DRY's multiplier, `>= 0` (llama-server; default 0, off).
+    pub dry_multiplier: Option<f64>,
+    /// DRY's base; below 1 is off (llama-server; default 1.75).
+    pub dry_base: Option<f64>,
+    /// DRY's allowed length, at least 1 (llama-server; default 2).
+    pub dry_allowed_length: Option<i32>,
+    /// DRY's window: `-1` the whole history, `0` off (llama-server;
+    /// default 64).
+    pub dry_penalty_last_n: Option<i32>,
+    /// DRY's sequence breakers, a non-empty list of strings (llama-server;
+    /// default `["\n", ":", "\"", "*"]`).
+    pub dry_sequence_breakers: Option<Vec<String>>,
+    /// DRY's sequence breakers as token ids, which the DRY stage uses (not a
+    /// request field; see [`OpenAiParams::resolve_dry_breakers`]).
+    pub dry_sequence_breaker_ids: Option<Vec<TokenId>>,
 }
 
 const TEMPERATURE: &str = "in [0, 2] (0 is greedy)";
@@ -120,6 +177,7 @@ const TOP_LOGPROBS: &str = "in [0, 20]";
 const LEGACY_LOGPROBS: &str = "true, false or an integer in [0, 5]";
 const MIN_P: &str = "in [0, 1]";
 const REPETITION: &str = "finite and > 0 (1 disables it)";
+const BREAKERS: &str = "a non-empty list of strings";
 
 fn in_range(
     name: &'static str,
@@ -198,7 +256,64 @@ impl OpenAiParams {
                 self.n.unwrap_or(1),
             ));
         }
-        Ok(())
+        if self.dry_sequence_breakers.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::invalid("dry_sequence_breakers", BREAKERS, "[]"));
+        }
+        self.extensions().validate()
+    }
+
+    /// Sets [`OpenAiParams::dry_sequence_breaker_ids`] from the request's
+    /// `dry_sequence_breakers` (llama-server's default four when unset):
+    /// `ids_of` gives the token ids that count as one breaker (llama.cpp
+    /// takes every vocabulary token whose text contains it). Empty strings
+    /// are skipped; the ids are sorted and deduplicated.
+    ///
+    /// ```
+    /// use decoding::config::{GenerationConfig, OpenAiParams};
+    ///
+    /// let request = OpenAiParams {
+    ///     dry_multiplier: Some(0.8),
+    ///     dry_sequence_breakers: Some(vec!["\n".into()]),
+    ///     ..OpenAiParams::default()
+    /// };
+    /// // Without the ids, DRY cannot run as asked.
+    /// assert!(request.build(&GenerationConfig::default()).is_err());
+    /// let request = request.resolve_dry_breakers(|s| if s == "\n" { vec![198, 628] } else { vec![] });
+    /// assert_eq!(
+    ///     request.build(&GenerationConfig::default())?.stages(),
+    ///     ["Dry(multiplier=0.8, base=1.75, allowed_length=2, last_n=64, breakers=2)"]
+    /// );
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn resolve_dry_breakers(mut self, ids_of: impl FnMut(&str) -> Vec<TokenId>) -> Self {
+        let breakers = self.extensions().dry_sequence_breakers;
+        self.dry_sequence_breaker_ids = Some(extensions::breaker_ids(&breakers, ids_of));
+        self
+    }
+
+    /// The llama.cpp samplers' settings, llama.cpp's defaults where unset.
+    fn extensions(&self) -> Extensions {
+        let d = Extensions::default();
+        let f = |v: Option<f64>, default: f32| v.map_or(default, |x| x as f32);
+        Extensions {
+            top_n_sigma: f(self.top_n_sigma, d.top_n_sigma),
+            xtc_probability: f(self.xtc_probability, d.xtc_probability),
+            xtc_threshold: f(self.xtc_threshold, d.xtc_threshold),
+            dynatemp_range: f(self.dynatemp_range, d.dynatemp_range),
+            dynatemp_exponent: f(self.dynatemp_exponent, d.dynatemp_exponent),
+            mirostat: self.mirostat.unwrap_or(d.mirostat),
+            mirostat_tau: f(self.mirostat_tau, d.mirostat_tau),
+            mirostat_eta: f(self.mirostat_eta, d.mirostat_eta),
+            dry_multiplier: f(self.dry_multiplier, d.dry_multiplier),
+            dry_base: f(self.dry_base, d.dry_base),
+            dry_allowed_length: self.dry_allowed_length.unwrap_or(d.dry_allowed_length),
+            dry_penalty_last_n: self.dry_penalty_last_n.unwrap_or(d.dry_penalty_last_n),
+            dry_sequence_breakers: self
+                .dry_sequence_breakers
+                .clone()
+                .unwrap_or(d.dry_sequence_breakers),
+            dry_sequence_breaker_ids: self.dry_sequence_breaker_ids.clone(),
+        }
     }
 
     /// The request's settings that a generation config also has, as one:
@@ -259,6 +374,7 @@ impl OpenAiParams {
             logprobs,
             top_logprobs,
             seed: self.seed,
+            samplers: self.extensions(),
         };
         transformers::build(&cfg, hidden, &extras)
     }
@@ -271,6 +387,9 @@ mod serde_impl {
     use super::super::json::{self, Entries, Value};
     use super::{Logprobs, OpenAiParams};
     use crate::Error;
+
+    const NUMBER: &str = "a number";
+    const INT: &str = "an integer";
 
     impl OpenAiParams {
         /// Reads the sampling parameters of a request body (a JSON object);
@@ -363,6 +482,34 @@ mod serde_impl {
                         p.repetition_penalty =
                             json::number(v, "repetition_penalty", super::REPETITION)?
                     }
+                    "top_n_sigma" => p.top_n_sigma = json::number(v, "top_n_sigma", NUMBER)?,
+                    "xtc_probability" => {
+                        p.xtc_probability = json::number(v, "xtc_probability", NUMBER)?
+                    }
+                    "xtc_threshold" => p.xtc_threshold = json::number(v, "xtc_threshold", NUMBER)?,
+                    "dynatemp_range" => {
+                        p.dynatemp_range = json::number(v, "dynatemp_range", NUMBER)?
+                    }
+                    "dynatemp_exponent" => {
+                        p.dynatemp_exponent = json::number(v, "dynatemp_exponent", NUMBER)?
+                    }
+                    "mirostat" => p.mirostat = json::int32(v, "mirostat", INT)?,
+                    "mirostat_tau" => p.mirostat_tau = json::number(v, "mirostat_tau", NUMBER)?,
+                    "mirostat_eta" => p.mirostat_eta = json::number(v, "mirostat_eta", NUMBER)?,
+                    "dry_multiplier" => {
+                        p.dry_multiplier = json::number(v, "dry_multiplier", NUMBER)?
+                    }
+                    "dry_base" => p.dry_base = json::number(v, "dry_base", NUMBER)?,
+                    "dry_allowed_length" => {
+                        p.dry_allowed_length = json::int32(v, "dry_allowed_length", INT)?
+                    }
+                    "dry_penalty_last_n" => {
+                        p.dry_penalty_last_n = json::int32(v, "dry_penalty_last_n", INT)?
+                    }
+                    "dry_sequence_breakers" => {
+                        p.dry_sequence_breakers =
+                            json::string_list(v, "dry_sequence_breakers", super::BREAKERS)?
+                    }
                     _ => {}
                 }
             }
@@ -370,24 +517,12 @@ mod serde_impl {
         }
     }
 
-    impl<'de> serde::Deserialize<'de> for OpenAiParams {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            let entries = Entries::deserialize(deserializer)?;
-            OpenAiParams::from_entries(entries).map_err(serde::de::Error::custom)
-        }
-    }
+    json::deserialize_from_entries!(OpenAiParams);
 
     impl serde::Serialize for OpenAiParams {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let mut map = serializer.serialize_map(None)?;
-            macro_rules! entries {
-                ($($field:ident),* $(,)?) => {
-                    $(if let Some(v) = &self.$field {
-                        map.serialize_entry(stringify!($field), v)?;
-                    })*
-                };
-            }
-            entries!(temperature, top_p, presence_penalty, frequency_penalty);
+            json::serialize_set_fields!(map, self; temperature, top_p, presence_penalty, frequency_penalty);
             if let Some(bias) = &self.logit_bias {
                 let obj: Vec<(String, f64)> =
                     bias.iter().map(|(id, b)| (id.to_string(), *b)).collect();
@@ -398,7 +533,21 @@ mod serde_impl {
                 Some(Logprobs::Top(k)) => map.serialize_entry("logprobs", &k)?,
                 None => {}
             }
-            entries!(top_logprobs, seed, stop, n, max_tokens, top_k, min_p, repetition_penalty);
+            json::serialize_set_fields!(map, self; top_logprobs, seed, stop, n, max_tokens, top_k, min_p, repetition_penalty);
+            json::serialize_set_fields!(map, self; top_n_sigma,
+                xtc_probability,
+                xtc_threshold,
+                dynatemp_range,
+                dynatemp_exponent,
+                mirostat,
+                mirostat_tau,
+                mirostat_eta,
+                dry_multiplier,
+                dry_base,
+                dry_allowed_length,
+                dry_penalty_last_n,
+                dry_sequence_breakers,
+            );
             map.end()
         }
     }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{Error, GenerateOptions, Generator, LogitsProcessor, Pipeline, Sampler};
+use crate::{BeamSearch, Error, GenerateOptions, Generator, LogitsProcessor, Pipeline, Sampler};
 
 /// How long a run may go.
 ///
@@ -110,9 +110,41 @@ pub struct DecodingPlan {
     length: LengthLimit,
     n: usize,
     stages: Vec<String>,
+    beam_search: Option<BeamSearch>,
 }
 
 impl DecodingPlan {
+    /// The beam search to run instead of sampling, when the configuration
+    /// asks for one (transformers' `num_beams > 1`): run it with
+    /// [`Generator::beam_search`] on a generator built from this plan (its
+    /// pipeline and options; the sampler is not used).
+    ///
+    /// ```
+    /// use decoding::config::GenerationConfig;
+    /// use decoding::EarlyStopping;
+    ///
+    /// let config = GenerationConfig {
+    ///     num_beams: Some(4),
+    ///     length_penalty: Some(0.6),
+    ///     early_stopping: Some(EarlyStopping::Done),
+    ///     num_return_sequences: Some(2),
+    ///     ..Default::default()
+    /// };
+    /// let plan = config.build()?;
+    /// let search = plan.beam_search().expect("a beam search");
+    /// assert_eq!((search.num_beams(), search.num_return_sequences()), (4, 2));
+    /// assert_eq!(plan.to_string(), "identity => BeamSearch(num_beams=4, length_penalty=0.6, early_stopping=Done, num_return_sequences=2)");
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn beam_search(&self) -> Option<&BeamSearch> {
+        self.beam_search.as_ref()
+    }
+
+    pub(crate) fn with_beam_search(mut self, search: BeamSearch) -> Self {
+        self.beam_search = Some(search);
+        self
+    }
+
     /// The processors, in order.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
@@ -211,7 +243,17 @@ impl fmt::Display for DecodingPlan {
         } else {
             f.write_str(&self.stages.join(" -> "))?;
         }
-        write!(f, " => {}", self.sampler_name)
+        match &self.beam_search {
+            Some(b) => write!(
+                f,
+                " => BeamSearch(num_beams={}, length_penalty={}, early_stopping={:?}, num_return_sequences={})",
+                b.num_beams(),
+                b.length_penalty(),
+                b.early_stopping(),
+                b.num_return_sequences()
+            ),
+            None => write!(f, " => {}", self.sampler_name),
+        }
     }
 }
 
@@ -248,6 +290,7 @@ impl PlanBuilder {
             length,
             n,
             stages: self.stages,
+            beam_search: None,
         }
     }
 }

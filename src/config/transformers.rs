@@ -1,5 +1,6 @@
 //! transformers' `_get_logits_processor`, stage for stage.
 
+use super::extensions::Extensions;
 use super::plan::{PlanBuilder, base_options};
 use super::{DecodingPlan, GenerationConfig, HiddenDefaults, LengthLimit};
 use crate::processors::{
@@ -7,7 +8,7 @@ use crate::processors::{
     NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
     SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
-use crate::{Error, LogprobMode, TokenId};
+use crate::{BeamSearch, DEFAULT_SEED, Error, LogprobMode, TokenId};
 
 /// What an OpenAI-style request adds to a generation config.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,9 @@ pub(crate) struct Extras {
     pub(crate) logprobs: Option<LogprobMode>,
     pub(crate) top_logprobs: usize,
     pub(crate) seed: Option<u64>,
+    /// llama.cpp's newer samplers (llama-server's extra request fields);
+    /// the default has them all off.
+    pub(crate) samplers: Extensions,
 }
 
 /// Builds the stages in the order of transformers 5.x
@@ -33,10 +37,12 @@ pub(crate) fn build(
     extras: &Extras,
 ) -> Result<DecodingPlan, Error> {
     cfg.validate()?;
+    extras.samplers.validate()?;
     let do_sample = cfg.do_sample.unwrap_or(false);
     let eos = cfg.eos_ids();
     let n = cfg.num_return_sequences.unwrap_or(1);
-    if n > 1 && !do_sample {
+    let beams = beam_search(cfg, do_sample)?;
+    if n > 1 && !do_sample && beams.is_none() {
         return Err(Error::invalid(
             "num_return_sequences",
             "1 unless do_sample is true (greedy choices would all be equal)",
@@ -63,6 +69,7 @@ pub(crate) fn build(
             format!("PresenceFrequencyPenalty(presence={p}, frequency={f})"),
         );
     }
+    extras.samplers.push_dry(&mut b)?;
     if let Some(size) = cfg.no_repeat_ngram_size.filter(|&s| s > 0) {
         b.push(NoRepeatNGram::new(size)?, format!("NoRepeatNGram(n={size})"));
     }
@@ -103,8 +110,12 @@ pub(crate) fn build(
         );
     }
 
+    let ext = &extras.samplers;
     if do_sample {
-        if let Some(t) = cfg.temperature.filter(|&t| t != 1.0) {
+        if ext.dynatemp() && !ext.mirostat_v2() {
+            // Validated finite and >= 0; 0 is not sampling here.
+            ext.push_dynamic_temperature(&mut b, cfg.temperature.unwrap_or(1.0) as f32)?;
+        } else if let Some(t) = cfg.temperature.filter(|&t| t != 1.0) {
             let t32 = t as f32;
             // Validated finite and >= 0; 0 (or an f32 underflow to 0) is rejected.
             if t32 <= 0.0 {
@@ -116,6 +127,12 @@ pub(crate) fn build(
             }
             b.push(Temperature::new(t32)?, format!("Temperature({t})"));
         }
+    }
+    if do_sample && ext.mirostat_v2() {
+        // As in llama.cpp, Mirostat 2.0 replaces the truncations.
+        ext.push_mirostat(&mut b)?;
+    } else if do_sample {
+        ext.push_top_n_sigma(&mut b)?;
         if let Some(h) = cfg.top_h {
             b.push(TopH::new(h as f32)?, format!("TopH({h})"));
         }
@@ -137,6 +154,7 @@ pub(crate) fn build(
         if let Some(e) = cfg.eta_cutoff.filter(|&e| e > 0.0 && e < 1.0) {
             b.push(EtaCutoff::new(e as f32)?, format!("EtaCutoff({e})"));
         }
+        ext.push_xtc(&mut b, 1, extras.seed.unwrap_or(DEFAULT_SEED))?;
     }
     if cfg.renormalize_logits == Some(true) {
         b.push(LogSoftmax::new(), "LogSoftmax".to_owned());
@@ -152,7 +170,34 @@ pub(crate) fn build(
         extras.stop_strings.splice(0..0, stops.iter().cloned());
     }
     let options = base_options(length, eos, &extras)?;
-    Ok(b.finish(!do_sample, options, length, n))
+    match beams {
+        // One search returns the `num_return_sequences` hypotheses.
+        Some(search) => Ok(b.finish(true, options, length, 1).with_beam_search(search)),
+        None => Ok(b.finish(!do_sample, options, length, n)),
+    }
+}
+
+/// The beam search of `num_beams > 1`, as transformers runs it without
+/// sampling.
+fn beam_search(cfg: &GenerationConfig, do_sample: bool) -> Result<Option<BeamSearch>, Error> {
+    let beams = cfg.num_beams.unwrap_or(1);
+    if beams <= 1 {
+        return Ok(None);
+    }
+    if do_sample {
+        return Err(Error::invalid(
+            "num_beams",
+            "1 when do_sample is true (beam sampling is not implemented)",
+            beams,
+        ));
+    }
+    let mut search = BeamSearch::new(beams)?
+        .with_length_penalty(cfg.length_penalty.unwrap_or(1.0) as f32)?
+        .with_early_stopping(cfg.early_stopping.unwrap_or_default());
+    if let Some(n) = cfg.num_return_sequences {
+        search = search.with_num_return_sequences(n)?;
+    }
+    Ok(Some(search))
 }
 
 #[cfg(test)]

@@ -165,6 +165,11 @@ pub struct BatchEntry<'a> {
 }
 
 impl<'a> BatchInput<'a> {
+    /// An input of `spans` `(sequence, start, end)` over `tokens`.
+    pub(crate) fn new(tokens: &'a [TokenId], spans: &'a [(usize, usize, usize)]) -> Self {
+        BatchInput { tokens, spans }
+    }
+
     /// Number of entries (running sequences).
     pub fn len(&self) -> usize {
         self.spans.len()

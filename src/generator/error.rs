@@ -70,6 +70,29 @@ pub enum GenerateError<E> {
         /// The token.
         token: TokenId,
     },
+    /// The draft model of a speculative run cannot propose tokens for the
+    /// target's vocabulary: without
+    /// [`GenerateOptionsBuilder::vocab_size`](crate::GenerateOptionsBuilder::vocab_size),
+    /// its vocabulary size differs from the target's; with it, the draft has
+    /// fewer scores than that size.
+    #[error("the draft model has {actual} scores per position where {expected} are needed")]
+    DraftVocabMismatch {
+        /// The target's vocabulary size, or the tokenizer's when set.
+        expected: usize,
+        /// The draft model's vocabulary size.
+        actual: usize,
+    },
+    /// The draft model of a speculative run failed. Its error type may
+    /// differ from the target's, so it is boxed.
+    #[error("the draft model failed at step {step}")]
+    DraftModel {
+        /// The step: the first generated position the failing call was to
+        /// score (or, for a failed rewind, the next step).
+        step: usize,
+        /// The draft model's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// A batch has more sequences than the batched model can hold.
     #[error("a batch of {sequences} sequences exceeds the model's capacity of {capacity}")]
     BatchTooLarge {
@@ -77,6 +100,13 @@ pub enum GenerateError<E> {
         sequences: usize,
         /// [`BatchLanguageModel::max_sequences`](crate::BatchLanguageModel::max_sequences).
         capacity: usize,
+    },
+    /// The decoding strategy does not support an option that was set (stop
+    /// strings in a beam search, for example).
+    #[error("{what} is not supported")]
+    Unsupported {
+        /// What is not supported.
+        what: &'static str,
     },
 }
 
@@ -88,7 +118,8 @@ impl<E> GenerateError<E> {
             GenerateError::LogitsLength { step, .. }
             | GenerateError::Model { step, .. }
             | GenerateError::Decoding { step, .. }
-            | GenerateError::UnknownToken { step, .. } => Some(step),
+            | GenerateError::UnknownToken { step, .. }
+            | GenerateError::DraftModel { step, .. } => Some(step),
             _ => None,
         }
     }

@@ -2,12 +2,16 @@
 //! sampler in; generated ids, text and log-probabilities out.
 
 mod batch;
+mod beam;
+mod beam_model;
+mod beam_options;
 mod detokenizer;
 mod error;
 mod logprobs;
 mod options;
 mod output;
 mod sequence;
+mod speculative;
 mod stop;
 mod stream;
 mod text;
@@ -15,10 +19,14 @@ mod text;
 pub use self::batch::{
     BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, generate_batch,
 };
+pub use self::beam::BeamHypothesis;
+pub use self::beam_model::BeamLanguageModel;
+pub use self::beam_options::{BeamSearch, EarlyStopping};
 pub use self::detokenizer::{Detokenizer, UnknownToken};
 pub use self::error::GenerateError;
 pub use self::options::{DEFAULT_SEED, GenerateOptions, GenerateOptionsBuilder, LogprobMode};
 pub use self::output::{FinishReason, Generation, Step, TokenLogprobs, TopLogprob};
+pub use self::speculative::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::stream::Stream;
 
 use self::sequence::{Outcome, Sequence};
@@ -113,12 +121,21 @@ pub struct Generator<P = Pipeline, S = Categorical> {
     /// The model's row of scores, reused from step to step.
     row: Vec<f32>,
     seq: Sequence,
+    /// Speculative runs' buffers and statistics (empty until the first).
+    speculative: speculative::SpeculativeScratch,
 }
 
 impl<P, S> Generator<P, S> {
     /// A generator with its processor, sampler and options.
     pub fn new(processor: P, sampler: S, options: GenerateOptions) -> Self {
-        Generator { processor, sampler, options, row: Vec::new(), seq: Sequence::default() }
+        Generator {
+            processor,
+            sampler,
+            options,
+            row: Vec::new(),
+            seq: Sequence::default(),
+            speculative: Default::default(),
+        }
     }
 
     /// The options.

@@ -135,13 +135,19 @@ impl Sequence {
     }
 
     pub(crate) fn finish_reason(&self) -> Option<FinishReason> {
-        self.finish
+        if self.failed { None } else { self.finish }
     }
 
     /// The ids the model has not seen yet: the prompt at the first step,
     /// then the last generated id.
     pub(crate) fn pending_input(&self) -> &[TokenId] {
         &self.tokens[self.fed..]
+    }
+
+    /// The run's random number generator, for draws a driver makes outside
+    /// [`Sequence::step`] (speculative drafting).
+    pub(crate) fn rng_mut(&mut self) -> &mut DecodingRng {
+        &mut self.rng
     }
 
     pub(crate) fn mark_fed(&mut self) {

@@ -1,10 +1,12 @@
 //! Integration tests of the generator, driven by small deterministic models.
 
 mod batch;
+mod beam;
 mod errors;
 mod limits;
 mod logprobs;
 mod models;
+mod speculative;
 mod stability;
 mod stop;
 mod stream;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use decoding::{LanguageModel, TokenId};
+use decoding::{LanguageModel, RewindableModel, TokenId};
 
 /// A model's own error type: which call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,14 @@ impl LanguageModel for Bigram {
     }
 }
 
+/// The bigram state is the last token fed; the call after a rewind always
+/// feeds at least one token, which replaces it, so nothing is undone.
+impl RewindableModel for Bigram {
+    fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 /// Emits a fixed script of tokens under greedy decoding: at its `i`-th call
 /// since the last reset, token `script[i]` scores 10 and every other 0.
 #[derive(Debug, Clone)]
@@ -143,6 +151,12 @@ impl LanguageModel for FixedRow {
         Ok(())
     }
     fn reset(&mut self) {}
+}
+
+impl RewindableModel for FixedRow {
+    fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// Writes a NaN into an otherwise fine row from its `from`-th call on

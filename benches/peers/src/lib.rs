@@ -32,39 +32,11 @@ pub const CASES: [(&str, &str, f64); 6] = [
 /// The samplers compared, as the benchmark ids name them.
 pub const PEERS: [&str; 3] = ["decoding", "candle", "llm-samplers"];
 
-/// SplitMix64.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
+#[path = "../../common/data.rs"]
+mod data;
 
 /// The logits of one vocabulary size (seeded by `v`).
-pub fn logits(v: usize) -> Vec<f32> {
-    let mut g = SplitMix(v as u64);
-    let mut row: Vec<f32> = (0..v)
-        .map(|_| {
-            let (a, b) = (g.unit(), g.unit());
-            (3.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
-        })
-        .collect();
-    for peak in [14.0, 13.0, 12.5, 12.0, 11.5, 11.0, 10.5, 10.0] {
-        let at = (g.next() % v as u64) as usize;
-        row[at] = peak;
-    }
-    row
-}
+pub use data::logits;
 
 /// The floor `F`: one pass for the maximum and one pass of `Σ exp(x - max)`
 /// with the standard library's (libm's) `f32::exp`: the least a sampler

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
-use decoding::{FinishReason, GenerateOptions, Generator, Pipeline, Sampler, TokenId};
+use decoding::{
+    FinishReason, GenerateOptions, Generator, Pipeline, Sampler, SpeculativeOptions,
+    SpeculativeStats, TokenId, Verification,
+};
 
 use crate::lookup::{Located, SearchPaths, locate};
 use crate::{Gpt2, Tokenizer};
@@ -17,6 +20,9 @@ pub const DEFAULT_PROMPT: &str = "My favourite movie is";
 
 /// Tokens generated when `--max-new-tokens` is absent.
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 50;
+
+/// Tokens the draft proposes per round when `--draft-tokens` is absent.
+pub const DEFAULT_DRAFT_TOKENS: usize = 4;
 
 /// The usage text.
 pub const USAGE: &str = "\
@@ -42,6 +48,9 @@ Options:
   --seed S                  random seed of the sampler [default: 0]
   --ignore-eos              keep going after <|endoftext|>
   --threads N               threads for each step's matrix-vector products [default: 1]
+  --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
+                            \"bundled\" for the bundled model); prints the acceptance statistics
+  --draft-tokens K          tokens the draft proposes per round [default: 4]
   --json                    print one JSON object instead of streaming text
   --demo                    show the demonstration even with other options
   -h, --help                print this help
@@ -74,6 +83,10 @@ pub struct Args {
     pub ignore_eos: bool,
     /// `--threads N`.
     pub threads: Option<usize>,
+    /// `--draft DIR|bundled`.
+    pub draft: Option<String>,
+    /// `--draft-tokens K`.
+    pub draft_tokens: Option<usize>,
     /// `--json`.
     pub json: bool,
     /// `--demo`.
@@ -129,6 +142,8 @@ impl Args {
                 }
                 "--seed" => out.seed = Some(number(&flag, &value(&flag)?)?),
                 "--threads" => out.threads = Some(number(&flag, &value(&flag)?)?),
+                "--draft" => out.draft = Some(value("--draft")?),
+                "--draft-tokens" => out.draft_tokens = Some(number(&flag, &value(&flag)?)?),
                 "--greedy" | "--ignore-eos" | "--json" | "--demo" | "-h" | "--help"
                     if inline.is_some() =>
                 {
@@ -151,6 +166,12 @@ impl Args {
         if out.threads == Some(0) {
             return Err(UsageError("--threads must be at least 1".into()));
         }
+        if out.draft_tokens.is_some() && out.draft.is_none() {
+            return Err(UsageError("--draft-tokens needs --draft".into()));
+        }
+        if out.draft_tokens == Some(0) {
+            return Err(UsageError("--draft-tokens must be at least 1".into()));
+        }
         Ok(out)
     }
 
@@ -172,7 +193,8 @@ impl Args {
                 || self.samples()
                 || self.repetition_penalty.is_some()
                 || self.ignore_eos
-                || self.json)
+                || self.json
+                || self.draft.is_some())
     }
 
     /// The processors these flags describe, in Hugging Face's order
@@ -253,6 +275,41 @@ pub fn options(
     builder.build()
 }
 
+/// The draft model's directory for `--draft`: `bundled` names the bundled
+/// model, anything else is a model directory.
+pub fn draft_dir(draft: &str) -> PathBuf {
+    if draft == "bundled" { crate::lookup::bundled_dir() } else { PathBuf::from(draft) }
+}
+
+/// The speculative decoding these flags describe, if `--draft` was given:
+/// greedy verification unless a sampling flag was given, as for
+/// [`Args::decoding`]'s sampler.
+///
+/// # Errors
+///
+/// [`SpeculativeOptions::new`]'s.
+pub fn speculative(args: &Args) -> Result<Option<SpeculativeOptions>, decoding::Error> {
+    if args.draft.is_none() {
+        return Ok(None);
+    }
+    let verification = if args.samples() { Verification::Sampled } else { Verification::Greedy };
+    let k = args.draft_tokens.unwrap_or(DEFAULT_DRAFT_TOKENS);
+    SpeculativeOptions::new(k, verification).map(Some)
+}
+
+/// One line of speculative statistics, for stderr.
+pub fn stats_line(stats: &SpeculativeStats) -> String {
+    let rate = stats.acceptance_rate().map_or("n/a".to_string(), |r| format!("{:.1}%", 100.0 * r));
+    format!(
+        "speculative: {} of {} drafted tokens accepted ({rate}), {} rounds, {} target calls for {} tokens",
+        stats.accepted,
+        stats.drafted,
+        stats.rounds,
+        stats.target_calls,
+        stats.emitted()
+    )
+}
+
 /// The name of a finish reason in the JSON output.
 pub fn finish_name(reason: FinishReason) -> &'static str {
     match reason {
@@ -277,6 +334,57 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let options = options(args, &model, &tokenizer)?;
     let (pipeline, sampler) = args.decoding()?;
     let mut generator = Generator::new(pipeline, sampler, options);
+
+    if let Some(speculative) = speculative(args)? {
+        let dir = draft_dir(args.draft.as_deref().unwrap_or_default());
+        let mut draft = Gpt2::from_dir(&dir)?.with_threads(args.threads.unwrap_or(1));
+        let start = Instant::now();
+        let out = generator.generate_speculative_text(
+            &mut model,
+            &mut draft,
+            &tokenizer,
+            &prompt,
+            &speculative,
+        )?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let stats = generator.speculative_stats();
+        let speed = tokens_per_second(out.tokens.len(), elapsed);
+        if args.json {
+            let json = serde_json::json!({
+                "model": located.dir.display().to_string(),
+                "draft": dir.display().to_string(),
+                "prompt": prompt_text,
+                "prompt_ids": prompt,
+                "generated_ids": out.tokens,
+                "text": out.text.unwrap_or_default(),
+                "finish_reason": finish_name(out.finish_reason),
+                "tokens_per_second": speed,
+                "speculative": {
+                    "draft_tokens": speculative.draft_tokens(),
+                    "verification": match speculative.verification() {
+                        Verification::Greedy => "greedy",
+                        Verification::Sampled => "sampled",
+                    },
+                    "rounds": stats.rounds,
+                    "drafted": stats.drafted,
+                    "accepted": stats.accepted,
+                    "acceptance_rate": stats.acceptance_rate(),
+                    "target_calls": stats.target_calls,
+                    "draft_calls": stats.draft_calls,
+                },
+            });
+            println!("{json}");
+        } else {
+            println!("{prompt_text}{}", out.text.unwrap_or_default());
+            eprintln!(
+                "{} tokens in {elapsed:.2} s: {speed:.1} tokens/s (finish: {})",
+                out.tokens.len(),
+                finish_name(out.finish_reason)
+            );
+            eprintln!("{}", stats_line(&stats));
+        }
+        return Ok(());
+    }
 
     if args.json {
         let start = Instant::now();
@@ -365,6 +473,9 @@ mod tests {
             "--ignore-eos",
             "--threads",
             "2",
+            "--draft",
+            "bundled",
+            "--draft-tokens=3",
         ])
         .unwrap();
         assert_eq!(a.model, Some(PathBuf::from("/m")));
@@ -375,6 +486,10 @@ mod tests {
         );
         assert_eq!((a.temperature, a.top_p, a.min_p), (Some(0.7), Some(0.9), Some(0.05)));
         assert_eq!(a.repetition_penalty, Some(1.2));
+        assert_eq!((a.draft.as_deref(), a.draft_tokens), (Some("bundled"), Some(3)));
+        let speculative = speculative(&a).unwrap().unwrap();
+        assert_eq!(speculative.draft_tokens(), 3);
+        assert_eq!(speculative.verification(), Verification::Sampled);
         assert!(a.json && a.ignore_eos && !a.greedy && !a.is_demo());
         let (pipeline, _) = a.decoding().unwrap();
         assert_eq!(pipeline.len(), 5);
@@ -386,6 +501,7 @@ mod tests {
         assert!(parse(&["--model", "d", "--seed", "3", "--threads", "2"]).unwrap().is_demo());
         assert!(!parse(&["--greedy"]).unwrap().is_demo());
         assert!(!parse(&["--prompt", "x"]).unwrap().is_demo());
+        assert!(!parse(&["--draft", "bundled"]).unwrap().is_demo());
         assert!(parse(&["--prompt", "x", "--demo"]).unwrap().is_demo());
     }
 
@@ -409,6 +525,9 @@ mod tests {
             (&["--greedy", "--temperature", "0.5"][..], "cannot be combined"),
             (&["--json=yes"][..], "takes no value"),
             (&["--threads", "0"][..], "at least 1"),
+            (&["--draft-tokens", "2"][..], "needs --draft"),
+            (&["--draft", "d", "--draft-tokens", "0"][..], "at least 1"),
+            (&["--draft"][..], "needs a value"),
         ] {
             let err = parse(args).unwrap_err().0;
             assert!(err.contains(needle), "{args:?}: {err}");

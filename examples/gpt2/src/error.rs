@@ -133,6 +133,15 @@ pub enum Gpt2Error {
     #[error("forward needs at least one token")]
     EmptyInput,
 
+    /// A batched call or a reorder named a sequence that has no cache.
+    #[error("sequence {sequence} out of range: the model holds {sequences} sequences")]
+    SequenceOutOfRange {
+        /// The sequence named.
+        sequence: usize,
+        /// How many the model holds.
+        sequences: usize,
+    },
+
     /// The logits buffer passed to `forward` has the wrong length.
     #[error("logits buffer has {found} entries, the model's vocabulary has {expected}")]
     LogitsLength {

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod beams;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -41,6 +42,7 @@ pub mod model;
 pub mod tokenizer;
 pub mod weights;
 
+pub use self::beams::Gpt2Beams;
 pub use self::config::{Activation, Config};
 pub use self::error::{Gpt2Error, Result};
 pub use self::model::Gpt2;

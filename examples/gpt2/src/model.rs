@@ -365,6 +365,49 @@ impl LanguageModel for Gpt2 {
     }
 }
 
+/// Speculative decoding: several positions scored in one call, and the
+/// cache truncated to drop drafted tokens that were not kept.
+impl decoding::RewindableModel for Gpt2 {
+    /// Runs `tokens` after the cached positions (in chunks, as
+    /// [`forward`](LanguageModel::forward) does) and applies the final
+    /// LayerNorm and the head to each of them: row `i` of `logits` holds
+    /// the logits after `tokens[i]`, bit for bit what one `forward` per
+    /// token writes. An empty `tokens` writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`forward`](LanguageModel::forward); [`Gpt2Error::LogitsLength`]
+    /// when `logits` does not hold `tokens.len()` rows. The cache is
+    /// untouched on error.
+    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<()> {
+        if tokens.is_empty() && logits.is_empty() {
+            return Ok(());
+        }
+        let vocab = self.config.vocab_size;
+        let expected = tokens.len() * vocab;
+        if logits.len() != expected {
+            return Err(Gpt2Error::LogitsLength { expected, found: logits.len() });
+        }
+        self.check(tokens, &logits[..vocab])?;
+        let mut rows = logits.chunks_exact_mut(vocab);
+        for chunk in tokens.chunks(CHUNK) {
+            self.run_chunk(chunk);
+            for (t, row) in (0..chunk.len()).zip(&mut rows) {
+                self.head(t, row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the first `len` cached positions (all of them when `len` is
+    /// at least [`Gpt2::position`]); the keys and values past them are
+    /// overwritten by the next call.
+    fn rewind(&mut self, len: usize) -> Result<()> {
+        self.cache.len = self.cache.len.min(len);
+        Ok(())
+    }
+}
+
 fn apply(layer: &Linear, x: &[f32], y: &mut [f32], threads: usize) {
     let n_in = layer.weight.ncols();
     let (w, b) = (matrix_slice(&layer.weight), as_slice(&layer.bias));

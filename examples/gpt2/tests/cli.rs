@@ -201,3 +201,50 @@ fn without_a_model_the_bundled_one_runs_with_a_note() {
         assert!(stderr.contains("no model found: pass --model DIR"), "{stderr}");
     }
 }
+
+#[test]
+fn a_draft_model_gives_the_same_greedy_ids_and_reports_its_acceptance() {
+    let model = data().join("tiny-gpt2");
+    let m = model.to_str().unwrap();
+    let case = &cases()[0];
+    let n = case.greedy_ids.len().to_string();
+    for (draft, all_accepted) in [(m, true), ("bundled", false)] {
+        let args = [
+            "--model",
+            m,
+            "--prompt",
+            &case.prompt,
+            "--max-new-tokens",
+            &n,
+            "--ignore-eos",
+            "--draft",
+            draft,
+            "--draft-tokens",
+            "3",
+            "--json",
+        ];
+        let out = run(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<u32> = json["generated_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(ids, case.greedy_ids, "draft {draft}");
+        let s = &json["speculative"];
+        assert_eq!(s["verification"], "greedy");
+        assert_eq!(s["draft_tokens"], 3);
+        let rate = s["acceptance_rate"].as_f64().unwrap();
+        assert_eq!(rate == 1.0, all_accepted, "draft {draft}: {s}");
+    }
+
+    // Text mode: the text on stdout, the statistics on stderr.
+    let out = run(&["--model", m, "--prompt", &case.prompt, "--max-new-tokens", "6", "--draft", m]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let decoded = Tokenizer::gpt2().unwrap().decode(&case.greedy_ids[..6]).unwrap();
+    assert_eq!(text(&out.stdout), format!("{}{decoded}\n", case.prompt));
+    let err = text(&out.stderr);
+    assert!(err.contains("speculative: 4 of 4 drafted tokens accepted (100.0%)"), "{err}");
+}

@@ -1,0 +1,121 @@
+//! GPT-2 with one KV cache per beam, for beam search.
+
+use decoding::{BatchInput, BatchLanguageModel, BeamLanguageModel, LanguageModel};
+
+use crate::error::{Gpt2Error, Result};
+use crate::model::{Gpt2, KvCache};
+
+/// One GPT-2 (weights and scratch buffers, shared) with `n` KV caches: a
+/// [`BeamLanguageModel`] for
+/// [`Generator::beam_search`](decoding::Generator::beam_search).
+///
+/// Sequence `j` is cache `j`. A batch call runs each entry on the shared
+/// model with its cache swapped in (a pointer swap), so every sequence's
+/// logits are the bits the single model gives. A
+/// [`reorder`](BeamLanguageModel::reorder) copies the cached positions of
+/// the parents (`n_layer × 2 × n_head × len × head_dim` floats per beam)
+/// into spare caches and swaps them in; nothing is allocated after
+/// construction.
+///
+/// # Example
+///
+/// ```no_run
+/// use decoding::{BeamSearch, GenerateOptions, Generator, Pipeline};
+/// use decoding::sampler::Greedy;
+/// use gpt2::{Gpt2, Gpt2Beams};
+///
+/// let mut beams = Gpt2Beams::new(Gpt2::from_dir("path/to/gpt2".as_ref())?, 4);
+/// let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(20));
+/// let best = generator.beam_search(&mut beams, &[3666, 12507, 3807, 318], &BeamSearch::new(4)?)?;
+/// println!("{:?} {}", best[0].tokens, best[0].score);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Gpt2Beams {
+    model: Gpt2,
+    caches: Vec<KvCache>,
+    spare: Vec<KvCache>,
+}
+
+impl Gpt2Beams {
+    /// `model` with `n` caches (each preallocated to `n_positions`).
+    pub fn new(model: Gpt2, n: usize) -> Self {
+        let cache = KvCache::new(model.config());
+        Gpt2Beams { caches: vec![cache.clone(); n], spare: vec![cache; n], model }
+    }
+
+    /// The shared model.
+    pub fn model(&self) -> &Gpt2 {
+        &self.model
+    }
+
+    /// The model back.
+    pub fn into_model(self) -> Gpt2 {
+        self.model
+    }
+}
+
+impl BatchLanguageModel for Gpt2Beams {
+    type Error = Gpt2Error;
+
+    fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+
+    fn max_sequences(&self) -> usize {
+        self.caches.len()
+    }
+
+    /// Runs each entry on its own cache.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Gpt2`]'s `forward`, and [`Gpt2Error::SequenceOutOfRange`]
+    /// for an entry whose sequence has no cache.
+    fn forward_batch(&mut self, input: &BatchInput<'_>, logits: &mut [f32]) -> Result<()> {
+        let v = self.model.vocab_size();
+        for (entry, row) in input.iter().zip(logits.chunks_exact_mut(v)) {
+            let sequences = self.caches.len();
+            let cache = self
+                .caches
+                .get_mut(entry.sequence)
+                .ok_or(Gpt2Error::SequenceOutOfRange { sequence: entry.sequence, sequences })?;
+            std::mem::swap(&mut self.model.cache, cache);
+            let result = self.model.forward(entry.tokens, row);
+            std::mem::swap(&mut self.model.cache, cache);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn reset_sequence(&mut self, sequence: usize) {
+        if let Some(cache) = self.caches.get_mut(sequence) {
+            cache.len = 0;
+        }
+    }
+}
+
+impl BeamLanguageModel for Gpt2Beams {
+    /// # Errors
+    ///
+    /// [`Gpt2Error::SequenceOutOfRange`] when a parent has no cache.
+    fn reorder(&mut self, parents: &[usize]) -> Result<()> {
+        let sequences = self.caches.len();
+        if parents.iter().enumerate().all(|(j, &p)| j == p) {
+            return Ok(());
+        }
+        if let Some(&sequence) = parents.iter().find(|&&p| p >= sequences) {
+            return Err(Gpt2Error::SequenceOutOfRange { sequence, sequences });
+        }
+        if parents.len() > sequences {
+            return Err(Gpt2Error::SequenceOutOfRange { sequence: parents.len() - 1, sequences });
+        }
+        for (spare, &p) in self.spare.iter_mut().zip(parents) {
+            spare.copy_from(&self.caches[p]);
+        }
+        for (cache, spare) in self.caches.iter_mut().zip(&mut self.spare).take(parents.len()) {
+            std::mem::swap(cache, spare);
+        }
+        Ok(())
+    }
+}

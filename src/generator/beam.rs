@@ -1,0 +1,531 @@
+//! Beam search through the generator: the `num_beams` best continuations by
+//! summed log-probability, scored and stopped as transformers does.
+
+use super::Generator;
+use super::batch::BatchInput;
+use super::beam_model::BeamLanguageModel;
+use super::beam_options::{BeamSearch, EarlyStopping};
+use crate::processors::LogSoftmax;
+use crate::{
+    Context, Error, FinishReason, GenerateError, GenerateOptions, LogitsProcessor, Scores, TokenId,
+};
+
+/// transformers' stand-in for an impossible score: added to the candidates
+/// that may not continue or may not be kept.
+const FAR: f32 = -1.0e9;
+
+/// Candidates are scanned in blocks of this many tokens.
+const BLOCK: usize = 64;
+
+/// One finished hypothesis of a beam search.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BeamHypothesis {
+    /// The generated ids (the prompt is not included). An EOS id or a stop
+    /// sequence that ended the hypothesis is included.
+    pub tokens: Vec<TokenId>,
+    /// The score the search gave each token: its log-probability after the
+    /// processors (transformers' transition scores). They sum, in order and
+    /// in f32, to the hypothesis' unpenalized score.
+    pub token_scores: Vec<f32>,
+    /// The hypothesis' score: the sum of `token_scores` divided by
+    /// `tokens.len() ^ length_penalty` (transformers' `sequences_scores`).
+    pub score: f32,
+    /// Why the hypothesis ended.
+    pub finish_reason: FinishReason,
+}
+
+/// A running beam or a finished hypothesis under construction.
+#[derive(Debug, Clone, Default)]
+struct Beam {
+    /// Prompt, then generated ids.
+    tokens: Vec<TokenId>,
+    token_scores: Vec<f32>,
+    score: f32,
+}
+
+impl Beam {
+    /// This beam's parent extended by `token` of score `x`.
+    fn extend_from(&mut self, parent: &Beam, token: TokenId, x: f32) {
+        self.tokens.clone_from(&parent.tokens);
+        self.tokens.push(token);
+        self.token_scores.clone_from(&parent.token_scores);
+        self.token_scores.push(x);
+    }
+}
+
+/// A continuation: beam `beam` extended by `token`, of accumulated score
+/// `value`.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    value: f32,
+    beam: usize,
+    token: TokenId,
+    /// The token's own (processed) score.
+    x: f32,
+    /// It ends its hypothesis (EOS, stop sequence or length limit).
+    hits: bool,
+}
+
+/// The best `k` candidates offered so far, highest value first; among equal
+/// values the one offered first ranks first.
+fn offer(top: &mut Vec<Candidate>, k: usize, c: Candidate) {
+    if top.len() == k && !(top.last().is_some_and(|last| c.value > last.value)) {
+        return;
+    }
+    let at = top.partition_point(|t| t.value >= c.value);
+    if top.len() == k {
+        top.pop();
+    }
+    top.insert(at, c);
+}
+
+/// Indices of the `n` largest `values` (highest first, ties: lower index
+/// first), into `order`.
+fn best_indices(values: &[f32], n: usize, order: &mut Vec<usize>) {
+    order.clear();
+    order.extend(0..values.len());
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order.truncate(n);
+}
+
+impl<P: LogitsProcessor, S> Generator<P, S> {
+    /// Beam search from `prompt`: the `num_beams` best continuations by
+    /// summed log-probability, as transformers'
+    /// `generate(num_beams=..., do_sample=False)` computes them, best first.
+    ///
+    /// # The step
+    ///
+    /// Every step, each running beam's row of scores becomes
+    /// log-probabilities (`log_softmax`, over the tokenizer's vocabulary when
+    /// [`GenerateOptionsBuilder::vocab_size`] is set); while fewer than
+    /// `min_new_tokens` tokens are generated the EOS ids are masked; then the
+    /// generator's processor runs on it with the beam's own context (so
+    /// repetition penalties and n-gram blocking see each beam's history), and
+    /// the beam's running score is added. Of all `num_beams × V`
+    /// continuations, the best `K = max(2, 1 + #EOS ids) × num_beams` are
+    /// kept (ties: lower beam, then lower id). A continuation *ends* when its
+    /// token is an EOS id, it completes a stop sequence, or it reaches
+    /// `max_new_tokens`. The best `num_beams` continuations that do not end
+    /// become the running beams (the model is
+    /// [`reorder`](BeamLanguageModel::reorder)ed to them); those among the
+    /// first `num_beams` of the `K` that end are scored
+    /// `sum / length^length_penalty` and compete for the `num_beams` slots
+    /// of finished hypotheses. The search stops when every continuation
+    /// ends, or as [`EarlyStopping`] decides. At the first step every beam
+    /// is the prompt; beams other than the first start at `-1e9`, so that
+    /// they do not repeat the first beam's choices.
+    ///
+    /// All of it is transformers' arithmetic, in f32, including its `-1e9`
+    /// stand-ins for impossible scores. `tests` in the GPT-2 example check
+    /// sequences and scores against transformers on a tiny GPT-2 (4 beams,
+    /// 20 tokens, several length penalties, EOS sets and early-stopping
+    /// rules).
+    ///
+    /// # What is used
+    ///
+    /// From the generator's [`GenerateOptions`]: `max_new_tokens`,
+    /// `min_new_tokens`, the EOS ids, the stop sequences and `vocab_size`.
+    /// The sampler and the seed are not used: beam search is deterministic.
+    /// Log-probabilities are not recorded ([`BeamHypothesis::token_scores`]
+    /// holds each token's score instead). The processor is
+    /// [`reset`](LogitsProcessor::reset) at the start and never told the
+    /// chosen tokens ([`LogitsProcessor::accept`]): processors that depend
+    /// on it (mirostat) do not apply to beams; those that read the context
+    /// do.
+    ///
+    /// `max_new_tokens = 0` returns one empty hypothesis of score 0 without
+    /// calling the model.
+    ///
+    /// # Errors
+    ///
+    /// [`GenerateError::EmptyPrompt`], [`GenerateError::VocabMismatch`],
+    /// [`GenerateError::BatchTooLarge`] (the model holds fewer sequences
+    /// than beams) and [`GenerateError::Unsupported`] (stop strings) before
+    /// the first step; then the model's errors
+    /// ([`GenerateError::Model`]), a change of its vocabulary size
+    /// ([`GenerateError::LogitsLength`]), and [`GenerateError::Decoding`]
+    /// for NaN or `+inf` scores, a processor's error, or a beam whose every
+    /// token is masked. The step of an error is the number of tokens the
+    /// beams had.
+    ///
+    /// # Example
+    ///
+    /// A bigram model over four tokens, where beam search finds the
+    /// sequence greedy decoding misses:
+    ///
+    /// ```
+    /// use decoding::{BeamSearch, GenerateOptions, Generator, LanguageModel, Pipeline, TokenId};
+    /// use decoding::sampler::Greedy;
+    ///
+    /// /// After 0: 1 (p = 0.6) or 2 (0.4). After 1: anything (0.25 each).
+    /// /// After 2: 3 (p = 0.9).
+    /// #[derive(Clone, Default)]
+    /// struct Bigram { last: TokenId }
+    ///
+    /// impl LanguageModel for Bigram {
+    ///     type Error = std::convert::Infallible;
+    ///     fn vocab_size(&self) -> usize { 4 }
+    ///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///         self.last = *tokens.last().unwrap_or(&self.last);
+    ///         let p: [f64; 4] = match self.last {
+    ///             0 => [0.0, 0.6, 0.4, 0.0],
+    ///             2 => [0.1 / 3.0, 0.1 / 3.0, 0.1 / 3.0, 0.9],
+    ///             _ => [0.25; 4],
+    ///         };
+    ///         for (l, p) in logits.iter_mut().zip(p) { *l = p.ln() as f32; }
+    ///         Ok(())
+    ///     }
+    ///     fn reset(&mut self) { self.last = 0; }
+    /// }
+    ///
+    /// let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(2));
+    /// assert_eq!(generator.generate(&mut Bigram::default(), &[0])?.tokens, [1, 0]);
+    /// let mut beams = vec![Bigram::default(); 2];
+    /// let best = generator.beam_search(&mut beams, &[0], &BeamSearch::new(2)?)?;
+    /// assert_eq!(best[0].tokens, [2, 3]); // 0.4 × 0.9 = 0.36 > 0.6 × 0.25
+    /// assert!((best[0].score - (0.36f32).ln() / 2.0).abs() < 1e-6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`GenerateOptionsBuilder::vocab_size`]: crate::GenerateOptionsBuilder::vocab_size
+    pub fn beam_search<B>(
+        &mut self,
+        model: &mut B,
+        prompt: &[TokenId],
+        search: &BeamSearch,
+    ) -> Result<Vec<BeamHypothesis>, GenerateError<B::Error>>
+    where
+        B: BeamLanguageModel + ?Sized,
+    {
+        let options = &self.options;
+        if prompt.is_empty() {
+            return Err(GenerateError::EmptyPrompt);
+        }
+        if !options.stop_strings().is_empty() {
+            return Err(GenerateError::Unsupported { what: "stop strings in beam search" });
+        }
+        let nb = search.num_beams();
+        let capacity = model.max_sequences();
+        if capacity < nb {
+            return Err(GenerateError::BatchTooLarge { sequences: nb, capacity });
+        }
+        let v = model.vocab_size();
+        if let Some(n) = options.vocab_size() {
+            if v < n {
+                return Err(GenerateError::VocabMismatch { model: v, tokenizer: n });
+            }
+        }
+        self.processor.reset();
+        if options.max_new_tokens() == 0 {
+            let empty = BeamHypothesis {
+                tokens: Vec::new(),
+                token_scores: Vec::new(),
+                score: 0.0,
+                finish_reason: FinishReason::Length,
+            };
+            return Ok(vec![empty]);
+        }
+        for j in 0..nb {
+            model.reset_sequence(j);
+        }
+        let mut run = Run::new(options, search, prompt, v);
+        let processor = &mut self.processor;
+        loop {
+            let step = run.generated_len();
+            run.feed(model)?;
+            run.expand(processor).map_err(|source| GenerateError::Decoding { step, source })?;
+            let parents = run.select();
+            model.reorder(parents).map_err(|source| GenerateError::Model { step, source })?;
+            if !run.goes_on() {
+                break;
+            }
+        }
+        Ok(run.into_hypotheses())
+    }
+}
+
+/// The state of one beam search.
+struct Run<'o> {
+    options: &'o GenerateOptions,
+    search: &'o BeamSearch,
+    prompt_len: usize,
+    /// The model's row width.
+    v: usize,
+    /// The candidates kept per step.
+    k: usize,
+    running: Vec<Beam>,
+    next: Vec<Beam>,
+    /// The finished-hypothesis slots (`done[i]` tells a real one from a
+    /// placeholder).
+    slots: Vec<Beam>,
+    done: Vec<bool>,
+    next_slots: Vec<Beam>,
+    next_done: Vec<bool>,
+    /// The model's rows, `num_beams × v`.
+    rows: Vec<f32>,
+    live: Vec<TokenId>,
+    top: Vec<Candidate>,
+    parents: Vec<usize>,
+    values: Vec<f32>,
+    order: Vec<usize>,
+    /// Whether a running beam may still beat the worst finished one.
+    improvable: bool,
+    /// Whether every kept candidate of the latest step ended.
+    all_ended: bool,
+    tokens: Vec<TokenId>,
+    spans: Vec<(usize, usize, usize)>,
+}
+
+impl<'o> Run<'o> {
+    fn new(
+        options: &'o GenerateOptions,
+        search: &'o BeamSearch,
+        prompt: &[TokenId],
+        v: usize,
+    ) -> Self {
+        let nb = search.num_beams();
+        let k = 2.max(1 + options.eos_tokens().len()) * nb;
+        let beam = Beam { tokens: prompt.to_vec(), token_scores: Vec::new(), score: 0.0 };
+        let mut running = vec![beam.clone(); nb];
+        for b in &mut running[1..] {
+            b.score = FAR;
+        }
+        let slot = Beam { score: FAR, ..beam };
+        Run {
+            options,
+            search,
+            prompt_len: prompt.len(),
+            v,
+            k,
+            next: running.clone(),
+            running,
+            slots: vec![slot.clone(); nb],
+            done: vec![false; nb],
+            next_slots: vec![slot; nb],
+            next_done: vec![false; nb],
+            rows: vec![0.0; nb * v],
+            live: Vec::new(),
+            top: Vec::with_capacity(k + 1),
+            parents: vec![0; nb],
+            values: Vec::with_capacity(nb + k),
+            order: Vec::with_capacity(nb + k),
+            improvable: true,
+            all_ended: false,
+            tokens: Vec::new(),
+            spans: Vec::with_capacity(nb),
+        }
+    }
+
+    /// Tokens generated by every running beam.
+    fn generated_len(&self) -> usize {
+        self.running[0].tokens.len() - self.prompt_len
+    }
+
+    /// Calls the model: the prompt into sequence 0 at the first step (every
+    /// beam is the prompt then), each beam's last token afterwards.
+    fn feed<B: BeamLanguageModel + ?Sized>(
+        &mut self,
+        model: &mut B,
+    ) -> Result<(), GenerateError<B::Error>> {
+        let step = self.generated_len();
+        let actual = model.vocab_size();
+        if actual != self.v {
+            return Err(GenerateError::LogitsLength { step, expected: self.v, actual });
+        }
+        self.tokens.clear();
+        self.spans.clear();
+        if step == 0 {
+            self.tokens.extend_from_slice(&self.running[0].tokens);
+            self.spans.push((0, 0, self.tokens.len()));
+        } else {
+            for (j, beam) in self.running.iter().enumerate() {
+                self.tokens.push(beam.tokens[beam.tokens.len() - 1]);
+                self.spans.push((j, j, j + 1));
+            }
+        }
+        let width = self.spans.len() * self.v;
+        let input = BatchInput::new(&self.tokens, &self.spans);
+        model
+            .forward_batch(&input, &mut self.rows[..width])
+            .map_err(|source| GenerateError::Model { step, source })
+    }
+
+    /// Turns each fed row into processed log-probabilities and keeps the
+    /// best `k` continuations of all beams.
+    fn expand<P: LogitsProcessor + ?Sized>(&mut self, processor: &mut P) -> Result<(), Error> {
+        let o = self.options;
+        let step = self.generated_len();
+        let n = o.vocab_size().unwrap_or(self.v).min(self.v);
+        let fed = if step == 0 { 1 } else { self.running.len() };
+        for (j, beam) in self.running.iter().enumerate().take(fed) {
+            let row = &mut self.rows[j * self.v..j * self.v + n];
+            let mut scores = Scores::new(row, &mut self.live);
+            scores.check_finite()?;
+            LogSoftmax.process(&Context::empty(), &mut scores)?;
+            if step < o.min_new_tokens() {
+                let values = scores.values_mut();
+                for &eos in o.eos_tokens() {
+                    if let Some(x) = values.get_mut(eos as usize) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            processor.process(&Context::new(&beam.tokens, self.prompt_len)?, &mut scores)?;
+            if scores.argmax().is_none() {
+                return Err(Error::AllMasked);
+            }
+            // Outside the live set the row is -inf already (the invariant
+            // of `Scores`), so the dense row is the processed one.
+        }
+        let last = step + 1 >= o.max_new_tokens();
+        self.top.clear();
+        for (j, beam) in self.running.iter().enumerate() {
+            // At the first step every beam is the prompt: the same row.
+            let r = if step == 0 { 0 } else { j };
+            let row = &self.rows[r * self.v..r * self.v + n];
+            let s = beam.score;
+            let floor = |top: &Vec<Candidate>| {
+                if top.len() == self.k { top[self.k - 1].value } else { f32::NEG_INFINITY }
+            };
+            let mut threshold = floor(&self.top);
+            for (b, block) in row.chunks(BLOCK).enumerate() {
+                // Adding `s` is monotone (also after rounding), so a block
+                // whose best value cannot pass the threshold is skipped
+                // whole: after the first blocks almost every block is.
+                if self.top.len() == self.k && !(crate::math::max(block) + s > threshold) {
+                    continue;
+                }
+                for (i, &x) in block.iter().enumerate() {
+                    let value = x + s;
+                    if value > threshold || self.top.len() < self.k {
+                        let token = (b * BLOCK + i) as TokenId;
+                        let hits = last || self.ends(beam, token);
+                        offer(&mut self.top, self.k, Candidate { value, beam: j, token, x, hits });
+                        threshold = floor(&self.top);
+                    }
+                }
+            }
+        }
+        self.all_ended = self.top.iter().all(|c| c.hits);
+        Ok(())
+    }
+
+    /// Whether `beam` extended by `token` ends (EOS or stop sequence).
+    fn ends(&self, beam: &Beam, token: TokenId) -> bool {
+        let o = self.options;
+        if o.eos_tokens().contains(&token) {
+            return true;
+        }
+        let generated = &beam.tokens[self.prompt_len..];
+        o.stop_sequences().iter().any(|seq| {
+            seq.split_last().is_some_and(|(&end, head)| end == token && generated.ends_with(head))
+        })
+    }
+
+    /// Chooses the next running beams and updates the finished slots;
+    /// returns the parents of the new running beams.
+    fn select(&mut self) -> &[usize] {
+        let nb = self.search.num_beams();
+        let step = self.generated_len();
+        let lp = self.search.length_penalty();
+
+        // The best candidates that do not end continue.
+        self.values.clear();
+        self.values.extend(self.top.iter().map(|c| if c.hits { c.value + FAR } else { c.value }));
+        best_indices(&self.values, nb, &mut self.order);
+        for (j, &c) in self.order.iter().enumerate() {
+            let cand = self.top[c];
+            self.next[j].extend_from(&self.running[cand.beam], cand.token, cand.x);
+            self.next[j].score = self.values[c];
+            self.parents[j] = if step == 0 { 0 } else { cand.beam };
+        }
+
+        // Those of the first `nb` that end compete for the slots.
+        let length = (step + 1) as f64;
+        let penalty = length.powf(f64::from(lp)) as f32;
+        let full =
+            self.search.early_stopping() == EarlyStopping::Done && self.done.iter().all(|&d| d);
+        self.values.clear();
+        self.values.extend(self.slots.iter().map(|s| s.score));
+        for (c, cand) in self.top.iter().enumerate() {
+            let mut value = cand.value / penalty;
+            if full {
+                value += FAR;
+            }
+            if !self.improvable {
+                value += FAR;
+            }
+            if !(cand.hits && c < nb) {
+                value += FAR;
+            }
+            self.values.push(value);
+        }
+        best_indices(&self.values, nb, &mut self.order);
+        for (i, &m) in self.order.iter().enumerate() {
+            if m < nb {
+                self.next_slots[i].clone_from(&self.slots[m]);
+                self.next_done[i] = self.done[m];
+            } else {
+                let c = m - nb;
+                let cand = self.top[c];
+                self.next_slots[i].extend_from(&self.running[cand.beam], cand.token, cand.x);
+                self.next_slots[i].score = self.values[m];
+                self.next_done[i] = cand.hits && c < nb;
+            }
+        }
+        std::mem::swap(&mut self.slots, &mut self.next_slots);
+        std::mem::swap(&mut self.done, &mut self.next_done);
+        std::mem::swap(&mut self.running, &mut self.next);
+
+        // Can a running beam still beat the worst finished hypothesis?
+        let generated = step + 1;
+        let best_length = match self.search.early_stopping() {
+            EarlyStopping::Never if lp > 0.0 => self.options.max_new_tokens(),
+            _ => generated,
+        };
+        let best = self.running[0].score / (best_length as f64).powf(f64::from(lp)) as f32;
+        let worst = self.slots.iter().map(|s| s.score).fold(f32::INFINITY, f32::min);
+        let beatable = self.done.iter().any(|&d| best > if d { worst } else { FAR });
+        self.improvable &= beatable;
+        &self.parents
+    }
+
+    /// Whether the search takes another step.
+    fn goes_on(&self) -> bool {
+        let full =
+            self.search.early_stopping() == EarlyStopping::Done && self.done.iter().all(|&d| d);
+        self.improvable && !full && !self.all_ended
+    }
+
+    fn into_hypotheses(self) -> Vec<BeamHypothesis> {
+        let prompt_len = self.prompt_len;
+        let o = self.options;
+        let n = self.search.num_return_sequences();
+        self.slots
+            .into_iter()
+            .take(n)
+            .map(|mut slot| {
+                let tokens = slot.tokens.split_off(prompt_len);
+                let finish_reason = finish_reason(o, &tokens);
+                BeamHypothesis {
+                    tokens,
+                    token_scores: slot.token_scores,
+                    score: slot.score,
+                    finish_reason,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Why a hypothesis with these generated ids ended.
+fn finish_reason(o: &GenerateOptions, tokens: &[TokenId]) -> FinishReason {
+    match tokens.last() {
+        Some(&token) if o.eos_tokens().contains(&token) => FinishReason::Eos { token },
+        _ => match super::stop::match_sequence(tokens, o.stop_sequences()) {
+            Some((index, _)) => FinishReason::StopSequence { index },
+            None => FinishReason::Length,
+        },
+    }
+}
