@@ -8,12 +8,12 @@ use std::time::Instant;
 use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
 use decoding::{
-    FinishReason, GenerateOptions, Generator, Pipeline, Sampler, SpeculativeOptions,
+    BeamSearch, FinishReason, GenerateOptions, Generator, Pipeline, Sampler, SpeculativeOptions,
     SpeculativeStats, TokenId, Verification,
 };
 
 use crate::lookup::{Located, SearchPaths, locate};
-use crate::{Gpt2, Tokenizer};
+use crate::{Gpt2, Gpt2Beams, Tokenizer};
 
 /// The seed's prompt, used when `--prompt` is absent.
 pub const DEFAULT_PROMPT: &str = "My favourite movie is";
@@ -51,6 +51,8 @@ Options:
   --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
                             \"bundled\" for the bundled model); prints the acceptance statistics
   --draft-tokens K          tokens the draft proposes per round [default: 4]
+  --num-beams N             beam search with N beams (1: off); prints every hypothesis and its score
+  --length-penalty L        beam search: a hypothesis scores sum / length^L [default: 1]
   --json                    print one JSON object instead of streaming text
   --demo                    show the demonstration even with other options
   -h, --help                print this help
@@ -87,6 +89,10 @@ pub struct Args {
     pub draft: Option<String>,
     /// `--draft-tokens K`.
     pub draft_tokens: Option<usize>,
+    /// `--num-beams N`.
+    pub num_beams: Option<usize>,
+    /// `--length-penalty L`.
+    pub length_penalty: Option<f32>,
     /// `--json`.
     pub json: bool,
     /// `--demo`.
@@ -144,6 +150,8 @@ impl Args {
                 "--threads" => out.threads = Some(number(&flag, &value(&flag)?)?),
                 "--draft" => out.draft = Some(value("--draft")?),
                 "--draft-tokens" => out.draft_tokens = Some(number(&flag, &value(&flag)?)?),
+                "--num-beams" => out.num_beams = Some(number(&flag, &value(&flag)?)?),
+                "--length-penalty" => out.length_penalty = Some(number(&flag, &value(&flag)?)?),
                 "--greedy" | "--ignore-eos" | "--json" | "--demo" | "-h" | "--help"
                     if inline.is_some() =>
                 {
@@ -172,6 +180,17 @@ impl Args {
         if out.draft_tokens == Some(0) {
             return Err(UsageError("--draft-tokens must be at least 1".into()));
         }
+        if out.num_beams == Some(0) {
+            return Err(UsageError("--num-beams must be at least 1".into()));
+        }
+        if out.length_penalty.is_some() && out.num_beams.is_none() {
+            return Err(UsageError("--length-penalty needs --num-beams".into()));
+        }
+        if out.num_beams.is_some_and(|n| n > 1) && (out.samples() || out.draft.is_some()) {
+            return Err(UsageError(
+                "--num-beams cannot be combined with sampling flags or --draft".into(),
+            ));
+        }
         Ok(out)
     }
 
@@ -194,7 +213,8 @@ impl Args {
                 || self.repetition_penalty.is_some()
                 || self.ignore_eos
                 || self.json
-                || self.draft.is_some())
+                || self.draft.is_some()
+                || self.num_beams.is_some())
     }
 
     /// The processors these flags describe, in Hugging Face's order
@@ -297,6 +317,20 @@ pub fn speculative(args: &Args) -> Result<Option<SpeculativeOptions>, decoding::
     SpeculativeOptions::new(k, verification).map(Some)
 }
 
+/// The beam search these flags describe, if `--num-beams` is above 1.
+///
+/// # Errors
+///
+/// [`BeamSearch`]'s parameter errors (a non-finite length penalty).
+pub fn beam_search(args: &Args) -> Result<Option<BeamSearch>, decoding::Error> {
+    match args.num_beams {
+        Some(n) if n > 1 => {
+            BeamSearch::new(n)?.with_length_penalty(args.length_penalty.unwrap_or(1.0)).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// One line of speculative statistics, for stderr.
 pub fn stats_line(stats: &SpeculativeStats) -> String {
     let rate = stats.acceptance_rate().map_or("n/a".to_string(), |r| format!("{:.1}%", 100.0 * r));
@@ -334,6 +368,56 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let options = options(args, &model, &tokenizer)?;
     let (pipeline, sampler) = args.decoding()?;
     let mut generator = Generator::new(pipeline, sampler, options);
+
+    if let Some(search) = beam_search(args)? {
+        let mut beams = Gpt2Beams::new(model, search.num_beams());
+        let start = Instant::now();
+        let hypotheses = generator.beam_search(&mut beams, &prompt, &search)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        let texts = hypotheses
+            .iter()
+            .map(|h| {
+                let end = h.tokens.len()
+                    - usize::from(matches!(h.finish_reason, FinishReason::Eos { .. }));
+                tokenizer.decode(&h.tokens[..end])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if args.json {
+            let beams: Vec<_> = hypotheses
+                .iter()
+                .zip(&texts)
+                .map(|(h, text)| {
+                    serde_json::json!({
+                        "generated_ids": h.tokens,
+                        "text": text,
+                        "score": h.score,
+                        "finish_reason": finish_name(h.finish_reason),
+                    })
+                })
+                .collect();
+            let json = serde_json::json!({
+                "model": located.dir.display().to_string(),
+                "prompt": prompt_text,
+                "prompt_ids": prompt,
+                "num_beams": search.num_beams(),
+                "length_penalty": search.length_penalty(),
+                "beams": beams,
+                "seconds": elapsed,
+            });
+            println!("{json}");
+        } else {
+            println!("{prompt_text}{}", texts[0]);
+            for (i, (h, text)) in hypotheses.iter().zip(&texts).enumerate() {
+                eprintln!(
+                    "beam {i}: score {:.4} ({}): {text:?}",
+                    h.score,
+                    finish_name(h.finish_reason)
+                );
+            }
+            eprintln!("{} beams in {elapsed:.2} s", search.num_beams());
+        }
+        return Ok(());
+    }
 
     if let Some(speculative) = speculative(args)? {
         let dir = draft_dir(args.draft.as_deref().unwrap_or_default());
@@ -528,11 +612,28 @@ mod tests {
             (&["--draft-tokens", "2"][..], "needs --draft"),
             (&["--draft", "d", "--draft-tokens", "0"][..], "at least 1"),
             (&["--draft"][..], "needs a value"),
+            (&["--num-beams", "0"][..], "at least 1"),
+            (&["--length-penalty", "0.5"][..], "needs --num-beams"),
+            (&["--num-beams", "4", "--top-k", "5"][..], "cannot be combined"),
+            (&["--num-beams", "4", "--draft", "bundled"][..], "cannot be combined"),
         ] {
             let err = parse(args).unwrap_err().0;
             assert!(err.contains(needle), "{args:?}: {err}");
         }
         assert!(parse(&["--top-p", "1.5"]).unwrap().decoding().is_err());
         assert!(parse(&["--temperature", "-1"]).unwrap().decoding().is_err());
+        let nan = parse(&["--num-beams", "2", "--length-penalty", "NaN"]).unwrap();
+        assert!(beam_search(&nan).is_err());
+    }
+
+    #[test]
+    fn num_beams_above_one_is_a_beam_search() {
+        let a = parse(&["--num-beams", "3", "--length-penalty=0.5"]).unwrap();
+        assert!(!a.is_demo());
+        let search = beam_search(&a).unwrap().unwrap();
+        assert_eq!((search.num_beams(), search.length_penalty()), (3, 0.5));
+        // One beam is plain greedy decoding, as in transformers.
+        assert!(beam_search(&parse(&["--num-beams", "1"]).unwrap()).unwrap().is_none());
+        assert!(beam_search(&parse(&["--prompt", "x"]).unwrap()).unwrap().is_none());
     }
 }

@@ -248,3 +248,62 @@ fn a_draft_model_gives_the_same_greedy_ids_and_reports_its_acceptance() {
     let err = text(&out.stderr);
     assert!(err.contains("speculative: 4 of 4 drafted tokens accepted (100.0%)"), "{err}");
 }
+
+#[derive(Deserialize)]
+struct BeamFixture {
+    cases: Vec<BeamCase>,
+}
+
+#[derive(Deserialize)]
+struct BeamCase {
+    prompt_ids: Vec<u32>,
+    hypotheses: Vec<BeamHypothesis>,
+}
+
+#[derive(Deserialize)]
+struct BeamHypothesis {
+    tokens: Vec<u32>,
+    score: f32,
+}
+
+#[test]
+fn num_beams_gives_transformers_beam_search() {
+    // The first case of `beam_search.json`: 4 beams, 20 tokens, GPT-2's EOS,
+    // the first prompt of the parity fixtures.
+    let raw = std::fs::read_to_string(data().join("beam_search.json")).unwrap();
+    let fixture: BeamFixture = serde_json::from_str(&raw).unwrap();
+    let want = &fixture.cases[0];
+    let case = &cases()[0];
+    assert_eq!(want.prompt_ids, case.prompt_ids);
+    let model = data().join("tiny-gpt2");
+    let m = model.to_str().unwrap();
+    let args =
+        ["--model", m, "--prompt", &case.prompt, "--max-new-tokens", "20", "--num-beams", "4"];
+    let out = run(&[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let beams = json["beams"].as_array().unwrap();
+    assert_eq!(beams.len(), want.hypotheses.len());
+    for (got, want) in beams.iter().zip(&want.hypotheses) {
+        let ids: Vec<u32> = got["generated_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(ids, want.tokens);
+        let score = got["score"].as_f64().unwrap() as f32;
+        assert!(
+            (score - want.score).abs() < 1e-4 * want.score.abs().max(1.0),
+            "{score} vs {}",
+            want.score
+        );
+    }
+
+    // Text mode: the best hypothesis on stdout, every hypothesis on stderr.
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let best = Tokenizer::gpt2().unwrap().decode(&fixture.cases[0].hypotheses[0].tokens).unwrap();
+    assert_eq!(text(&out.stdout), format!("{}{best}\n", case.prompt));
+    assert_eq!(text(&out.stderr).matches("beam ").count(), 4, "{}", text(&out.stderr));
+}
