@@ -57,38 +57,27 @@ use decoding::processors::{EpsilonCutoff, EtaCutoff, MinP, TopH, TopK, TopP, Typ
 use decoding::sampler::Categorical;
 use decoding::{Context, LogitsProcessor, Pipeline, Sampler, Scores, rng_from_seed};
 
+#[path = "common/chi_square.rs"]
+mod chi_square;
+
+use chi_square::{chi2_critical, softmax};
+
+/// Pearson's statistic and its degrees of freedom; a token of probability
+/// 0 that was drawn fails the test.
+fn chi2(counts: &[u64], probs: &[f64]) -> (f64, usize) {
+    chi_square::chi2(counts, probs).expect("a token of probability 0 was drawn")
+}
+
 const V: usize = 1000;
 const N: u64 = 1_000_000;
-const NEG: f32 = f32::NEG_INFINITY;
-/// Standard normal upper quantile at 1e-6 (one-sided), for the chi-square
-/// approximation.
-const Z_1E6: f64 = 4.753_424_308_822_899;
 /// Two-sided normal bound at α = 1e-6.
 const Z_TWO_SIDED: f64 = 4.891_638_475_698_85;
-
-/// Upper 1e-6 quantile of the chi-square distribution with `df` degrees of
-/// freedom (Wilson–Hilferty: `df (1 − 2/(9df) + z √(2/(9df)))³`, within
-/// 0.1% for df ≥ 30; below, it errs on the large side, which only makes
-/// the test more lenient there).
-fn chi2_critical(df: usize) -> f64 {
-    let k = df as f64;
-    let a = 2.0 / (9.0 * k);
-    k * (1.0 - a + Z_1E6 * a.sqrt()).powi(3)
-}
 
 /// The base row: 1000 logits spread over `[-3, 0]` in a scrambled order,
 /// so probabilities range over a factor e³ ≈ 20 and every token expects at
 /// least 150 of 10⁶ draws.
 fn base_row() -> Vec<f32> {
     (0..V).map(|i| -3.0 * ((i * 7919) % V) as f32 / (V - 1) as f32).collect()
-}
-
-/// The exact softmax of a row, in f64.
-fn softmax(row: &[f32]) -> Vec<f64> {
-    let m = row.iter().copied().fold(NEG, f32::max);
-    let w: Vec<f64> = row.iter().map(|&x| (f64::from(x) - f64::from(m)).exp()).collect();
-    let z: f64 = w.iter().sum();
-    w.into_iter().map(|x| x / z).collect()
 }
 
 /// The processed row, as `Pipeline::process` writes it back.
@@ -111,39 +100,6 @@ fn draw(pipeline: &mut Pipeline, row: &[f32], n: u64, seed: u64) -> Vec<u64> {
         counts[s.token as usize] += 1;
     }
     counts
-}
-
-/// Pearson's statistic and its degrees of freedom. Tokens of probability 0
-/// must have no draw; bins of expected count below 20 are merged (in id
-/// order) until they reach 20.
-fn chi2(counts: &[u64], probs: &[f64]) -> (f64, usize) {
-    let n: u64 = counts.iter().sum();
-    let mut bins: Vec<(f64, f64)> = Vec::new(); // (observed, expected)
-    let mut pending = (0.0, 0.0);
-    for (i, (&c, &p)) in counts.iter().zip(probs).enumerate() {
-        if p == 0.0 {
-            assert_eq!(c, 0, "token {i} of probability 0 was drawn {c} times");
-            continue;
-        }
-        let e = p * n as f64;
-        if e >= 20.0 {
-            bins.push((c as f64, e));
-        } else {
-            pending = (pending.0 + c as f64, pending.1 + e);
-            if pending.1 >= 20.0 {
-                bins.push(pending);
-                pending = (0.0, 0.0);
-            }
-        }
-    }
-    if pending.1 > 0.0 {
-        match bins.last_mut() {
-            Some(last) => *last = (last.0 + pending.0, last.1 + pending.1),
-            None => bins.push(pending),
-        }
-    }
-    let stat = bins.iter().map(|&(o, e)| (o - e) * (o - e) / e).sum();
-    (stat, bins.len().saturating_sub(1))
 }
 
 /// Checks the law and the tail of `counts` against `probs`.

@@ -1,5 +1,8 @@
 //! Integration tests of the generator, driven by small deterministic models.
 
+#[path = "../common/chi_square.rs"]
+mod chi_square;
+
 mod batch;
 mod beam;
 mod errors;

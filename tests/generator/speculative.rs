@@ -10,6 +10,7 @@ use decoding::{
     SpeculativeStats, TokenId, Verification,
 };
 
+use crate::chi_square::{chi2, chi2_critical, softmax};
 use crate::models::{Bigram, FixedRow, ModelError, vocab};
 
 const NEG: f32 = f32::NEG_INFINITY;
@@ -241,60 +242,6 @@ fn a_draft_identical_to_the_target_is_always_accepted() {
             assert_eq!(stats.rounds, 30usize.div_ceil(k + 1), "{verification:?}, k = {k}");
         }
     }
-}
-
-/// Exact `softmax` in f64.
-fn softmax(row: &[f32]) -> Vec<f64> {
-    let m = row.iter().copied().fold(NEG, f32::max);
-    let w: Vec<f64> = row.iter().map(|&x| (f64::from(x) - f64::from(m)).exp()).collect();
-    let z: f64 = w.iter().sum();
-    w.into_iter().map(|w| w / z).collect()
-}
-
-/// Upper 1e-6 quantile of chi-square with `df` degrees of freedom
-/// (Wilson–Hilferty, as in `tests/statistics.rs`; on the large side for
-/// small `df`, which only makes the test more lenient).
-fn chi2_critical(df: usize) -> f64 {
-    const Z_1E6: f64 = 4.753_424_308_822_899;
-    let k = df as f64;
-    let a = 2.0 / (9.0 * k);
-    k * (1.0 - a + Z_1E6 * a.sqrt()).powi(3)
-}
-
-/// Pearson's statistic and its degrees of freedom, bins of expected count
-/// below 20 merged (in order); `None` when a cell of probability 0 was
-/// drawn.
-fn chi2(counts: &[u64], probs: &[f64]) -> Option<(f64, usize)> {
-    let n: u64 = counts.iter().sum();
-    let mut bins: Vec<(f64, f64)> = Vec::new();
-    let mut pending = (0.0, 0.0);
-    for (i, (&c, &p)) in counts.iter().zip(probs).enumerate() {
-        if p == 0.0 {
-            if c > 0 {
-                eprintln!("cell {i} of probability 0 was drawn {c} times");
-                return None;
-            }
-            continue;
-        }
-        let e = p * n as f64;
-        if e >= 20.0 {
-            bins.push((c as f64, e));
-        } else {
-            pending = (pending.0 + c as f64, pending.1 + e);
-            if pending.1 >= 20.0 {
-                bins.push(pending);
-                pending = (0.0, 0.0);
-            }
-        }
-    }
-    if pending.1 > 0.0 {
-        match bins.last_mut() {
-            Some(last) => *last = (last.0 + pending.0, last.1 + pending.1),
-            None => bins.push(pending),
-        }
-    }
-    let stat = bins.iter().map(|&(o, e)| (o - e) * (o - e) / e).sum();
-    Some((stat, bins.len() - 1))
 }
 
 const SV: usize = 4;
