@@ -340,17 +340,8 @@ pub(crate) fn sequence_bias(
 pub(crate) fn strings(v: &Value, name: &'static str) -> Result<Option<Vec<String>>, Error> {
     const EXPECTED: &str = "a string or a list of strings";
     match v {
-        Value::Null => Ok(None),
         Value::Str(s) => Ok(Some(vec![s.clone()])),
-        Value::List(items) => items
-            .iter()
-            .map(|x| match x {
-                Value::Str(s) => Ok(s.clone()),
-                _ => Err(bad(name, EXPECTED, x)),
-            })
-            .collect::<Result<_, _>>()
-            .map(Some),
-        _ => Err(bad(name, EXPECTED, v)),
+        _ => string_list(v, name, EXPECTED),
     }
 }
 
