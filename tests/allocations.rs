@@ -222,3 +222,76 @@ fn speculative_runs_allocate_per_run_not_per_token() {
         assert!(long <= 1, "{verification:?}: {long} allocations per run");
     }
 }
+
+/// `n` sequences of `Cheap`, reordered by copying their (plain) state: a
+/// beam model that allocates nothing.
+struct CheapBeams {
+    states: Vec<(usize, TokenId)>,
+    spare: Vec<(usize, TokenId)>,
+}
+
+impl decoding::BatchLanguageModel for CheapBeams {
+    type Error = std::convert::Infallible;
+    fn vocab_size(&self) -> usize {
+        50_257
+    }
+    fn max_sequences(&self) -> usize {
+        self.states.len()
+    }
+    fn forward_batch(
+        &mut self,
+        input: &decoding::BatchInput<'_>,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
+        for (entry, row) in input.iter().zip(logits.chunks_exact_mut(50_257)) {
+            let (step, last) = self.states[entry.sequence];
+            let mut model = Cheap { step, last };
+            model.forward(entry.tokens, row)?;
+            self.states[entry.sequence] = (model.step, model.last);
+        }
+        Ok(())
+    }
+    fn reset_sequence(&mut self, sequence: usize) {
+        self.states[sequence] = (0, 0);
+    }
+}
+
+impl decoding::BeamLanguageModel for CheapBeams {
+    fn reorder(&mut self, parents: &[usize]) -> Result<(), Self::Error> {
+        for (spare, &p) in self.spare.iter_mut().zip(parents) {
+            *spare = self.states[p];
+        }
+        self.states[..parents.len()].copy_from_slice(&self.spare[..parents.len()]);
+        Ok(())
+    }
+}
+
+/// Allocations of one warmed-up 4-beam search of `tokens` steps.
+fn beam_allocations(tokens: usize) -> u64 {
+    let options = GenerateOptions::builder(tokens).eos_token(50_256).build().unwrap();
+    let mut generator = Generator::new(
+        Pipeline::new().with(RepetitionPenalty::new(1.1).unwrap()),
+        Greedy::new(),
+        options,
+    );
+    let mut model = CheapBeams { states: vec![(0, 0); 4], spare: vec![(0, 0); 4] };
+    let search = decoding::BeamSearch::new(4).unwrap();
+    let prompt: [TokenId; 4] = [464, 3290, 318, 257];
+    let mut run = || {
+        let out = generator.beam_search(&mut model, &prompt, &search).unwrap();
+        assert_eq!(out.len(), 4);
+    };
+    run();
+    let before = allocations();
+    run();
+    allocations() - before
+}
+
+#[test]
+fn beam_search_allocates_per_run_not_per_token() {
+    // A search sets up its beams and buffers once and returns its
+    // hypotheses; the steps in between allocate nothing.
+    let short = beam_allocations(10);
+    let long = beam_allocations(300);
+    assert_eq!(short, long, "allocations grow with the number of steps");
+}

@@ -14,6 +14,9 @@ use crate::{
 /// that may not continue or may not be kept.
 const FAR: f32 = -1.0e9;
 
+/// Hypotheses are reserved up to this many tokens when a search starts.
+const RESERVE_CAP: usize = 1 << 16;
+
 /// Candidates are scanned in blocks of this many tokens.
 const BLOCK: usize = 64;
 
@@ -36,7 +39,7 @@ pub struct BeamHypothesis {
 }
 
 /// A running beam or a finished hypothesis under construction.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct Beam {
     /// Prompt, then generated ids.
     tokens: Vec<TokenId>,
@@ -45,6 +48,13 @@ struct Beam {
 }
 
 impl Beam {
+    /// Makes this beam a copy of `other`, in the buffers it has.
+    fn copy_from(&mut self, other: &Beam) {
+        self.tokens.clone_from(&other.tokens);
+        self.token_scores.clone_from(&other.token_scores);
+        self.score = other.score;
+    }
+
     /// This beam's parent extended by `token` of score `x`.
     fn extend_from(&mut self, parent: &Beam, token: TokenId, x: f32) {
         self.tokens.clone_from(&parent.tokens);
@@ -85,7 +95,9 @@ fn offer(top: &mut Vec<Candidate>, k: usize, c: Candidate) {
 fn best_indices(values: &[f32], n: usize, order: &mut Vec<usize>) {
     order.clear();
     order.extend(0..values.len());
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    // The index breaks ties, so the unstable sort (which does not
+    // allocate) gives the stable order.
+    order.sort_unstable_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
     order.truncate(n);
 }
 
@@ -136,6 +148,16 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     ///
     /// `max_new_tokens = 0` returns one empty hypothesis of score 0 without
     /// calling the model.
+    ///
+    /// # Performance
+    ///
+    /// A search sets up its buffers once (the beams are reserved for
+    /// `max_new_tokens` tokens); its steps allocate nothing
+    /// (`tests/allocations.rs`), given a model whose `reorder` does not (the
+    /// default for a `Vec` of models clones). A step costs, per beam, the
+    /// model's row, a `log_softmax` (one pass of exponentials), the
+    /// processors, and one scan for the best continuations that skips whole
+    /// blocks of the row unable to enter them.
     ///
     /// # Errors
     ///
@@ -286,23 +308,27 @@ impl<'o> Run<'o> {
     ) -> Self {
         let nb = search.num_beams();
         let k = 2.max(1 + options.eos_tokens().len()) * nb;
-        let beam = Beam { tokens: prompt.to_vec(), token_scores: Vec::new(), score: 0.0 };
-        let mut running = vec![beam.clone(); nb];
-        for b in &mut running[1..] {
-            b.score = FAR;
-        }
-        let slot = Beam { score: FAR, ..beam };
+        // Room for the longest hypothesis, so that steps do not grow them.
+        let room = options.max_new_tokens().min(RESERVE_CAP);
+        let fresh = |score: f32| {
+            let mut tokens = Vec::with_capacity(prompt.len() + room);
+            tokens.extend_from_slice(prompt);
+            Beam { tokens, token_scores: Vec::with_capacity(room), score }
+        };
+        let beams = |first: f32, rest: f32| -> Vec<Beam> {
+            (0..nb).map(|j| fresh(if j == 0 { first } else { rest })).collect()
+        };
         Run {
             options,
             search,
             prompt_len: prompt.len(),
             v,
             k,
-            next: running.clone(),
-            running,
-            slots: vec![slot.clone(); nb],
+            running: beams(0.0, FAR),
+            next: beams(0.0, 0.0),
+            slots: beams(FAR, FAR),
             done: vec![false; nb],
-            next_slots: vec![slot; nb],
+            next_slots: beams(FAR, FAR),
             next_done: vec![false; nb],
             rows: vec![0.0; nb * v],
             live: Vec::new(),
@@ -312,7 +338,7 @@ impl<'o> Run<'o> {
             order: Vec::with_capacity(nb + k),
             improvable: true,
             all_ended: false,
-            tokens: Vec::new(),
+            tokens: Vec::with_capacity(prompt.len().max(nb)),
             spans: Vec::with_capacity(nb),
         }
     }
@@ -464,7 +490,7 @@ impl<'o> Run<'o> {
         best_indices(&self.values, nb, &mut self.order);
         for (i, &m) in self.order.iter().enumerate() {
             if m < nb {
-                self.next_slots[i].clone_from(&self.slots[m]);
+                self.next_slots[i].copy_from(&self.slots[m]);
                 self.next_done[i] = self.done[m];
             } else {
                 let c = m - nb;
