@@ -13,6 +13,9 @@
 //! - [`generator`]: the generator driven by a model that returns arbitrary
 //!   rows, fails, or changes its vocabulary, with arbitrary options, stop
 //!   conditions and detokenizer, run one-shot, streamed and batched.
+//! - [`strategies`]: beam search and speculative decoding (greedy and
+//!   sampled verification) on the same kind of model, options and
+//!   processors, with arbitrary beam settings and draft lengths.
 //!
 //! A violated guarantee is a panic with a message saying which.
 
@@ -1088,5 +1091,176 @@ fn run_plan(build: impl Fn() -> decoding::config::DecodingPlan, b: &mut Bytes<'_
                 check_sampled(&s, &dense, greedy, "plan");
             }
         }
+    }
+}
+
+// ------------------------------------------------------------ strategies
+
+/// Nothing to undo: the fuzz model's rows follow its calls, not positions.
+impl decoding::RewindableModel for FuzzModel {
+    fn rewind(&mut self, _len: usize) -> Result<(), ModelFailed> {
+        Ok(())
+    }
+}
+
+/// Fuzz target (d): beam search and speculative decoding on a model that
+/// returns arbitrary rows, fails or changes its vocabulary, with arbitrary
+/// processors, options, beam settings and draft lengths.
+pub fn strategies(data: &[u8]) {
+    let case = GenCase::decode(data);
+    let Ok(options) = case.builder.clone().build() else {
+        return; // Option errors are the generator target's business.
+    };
+    // The strategy's own settings come from the input read backwards.
+    let rev: Vec<u8> = data.iter().rev().copied().collect();
+    let mut b = Bytes::new(&rev);
+    beam(&case, &options, &mut b);
+    speculative(&case, &options, &mut b);
+}
+
+fn beam(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
+    let nb = 1 + b.below(4);
+    let mut search = decoding::BeamSearch::new(nb).expect("1 to 4 beams are valid");
+    let lp = if b.bool() { b.param() } else { f32::from(b.u8() % 5) / 2.0 - 1.0 };
+    match search.with_length_penalty(lp) {
+        Ok(s) => search = s,
+        Err(e) => assert!(!lp.is_finite(), "length penalty {lp} refused: {e}"),
+    }
+    search = search.with_early_stopping(match b.u8() % 3 {
+        0 => decoding::EarlyStopping::Heuristic,
+        1 => decoding::EarlyStopping::Done,
+        _ => decoding::EarlyStopping::Never,
+    });
+    let nrs = 1 + b.below(nb + 1);
+    match search.with_num_return_sequences(nrs) {
+        Ok(s) => search = s,
+        Err(_) => assert!(nrs > nb, "num_return_sequences {nrs} of {nb} refused"),
+    }
+    let mut generator = case.generator(options.clone());
+    let mut models = vec![case.model.clone(); nb];
+    let result = generator.beam_search(&mut models, &case.prompt, &search);
+    let v0 = case.model.vocab_at(0);
+    let n = options.vocab_size().unwrap_or(v0).min(v0);
+    let hypotheses = match result {
+        Ok(h) => h,
+        Err(e) => {
+            match &e {
+                GenerateError::EmptyPrompt => assert!(case.prompt.is_empty()),
+                GenerateError::Unsupported { .. } => assert!(!options.stop_strings().is_empty()),
+                GenerateError::VocabMismatch { .. }
+                | GenerateError::LogitsLength { .. }
+                | GenerateError::Model { .. }
+                | GenerateError::Decoding { .. } => {}
+                other => panic!("beam search failed with {other}"),
+            }
+            return;
+        }
+    };
+    let max_new = options.max_new_tokens();
+    let want = if max_new == 0 { 1 } else { search.num_return_sequences() };
+    assert_eq!(hypotheses.len(), want, "hypotheses returned");
+    for pair in hypotheses.windows(2) {
+        assert!(!(pair[0].score < pair[1].score), "hypotheses out of order");
+    }
+    let eos = options.eos_tokens();
+    for h in &hypotheses {
+        assert!(h.tokens.len() <= max_new, "a hypothesis longer than max_new_tokens");
+        assert_eq!(h.tokens.len(), h.token_scores.len());
+        for &t in &h.tokens {
+            assert!((t as usize) < n, "token {t} is not below {n}");
+        }
+        if let FinishReason::Eos { token } = h.finish_reason {
+            assert_eq!(h.tokens.last(), Some(&token));
+            assert!(eos.contains(&token));
+        }
+        // The score is the penalized sum of the token scores, give or take
+        // transformers' -1e9 stand-ins: `a` of them in the running sum (beams
+        // that started as copies of the first one, continuations kept only
+        // because too few others existed), `b` added after the penalty
+        // (candidates that may not finish).
+        if h.tokens.is_empty() || !h.score.is_finite() {
+            continue;
+        }
+        let sum: f32 = h.token_scores.iter().sum();
+        // As transformers: `length ** length_penalty` in f64, then f32.
+        let penalty = (h.tokens.len() as f64).powf(f64::from(search.length_penalty())) as f32;
+        if !sum.is_finite() || !penalty.is_normal() {
+            continue;
+        }
+        let (sum, penalty, score) = (f64::from(sum), f64::from(penalty), f64::from(h.score));
+        let explained = |a: f64, b: f64| {
+            let expected = (sum - a * 1e9) / penalty - b * 1e9;
+            let slack =
+                1e-4 * expected.abs().max(sum.abs() / penalty).max(1.0) + (a / penalty + b) * 1e3;
+            (score - expected).abs() <= slack
+        };
+        let stand_ins = (0..=max_new + 1)
+            .flat_map(|a| (0..4).map(move |b| (a as f64, b as f64)))
+            .find(|&(a, b)| explained(a, b));
+        let Some((a, b)) = stand_ins else {
+            panic!(
+                "score {score} is not the penalized sum {sum} (penalty {penalty}) with stand-ins"
+            );
+        };
+        // A hypothesis that met no stand-in respects the minimum length and
+        // has no masked token.
+        if a == 0.0 && b == 0.0 {
+            assert!(h.token_scores.iter().all(|x| x.is_finite()), "a masked token");
+            let early = &h.tokens[..options.min_new_tokens().min(h.tokens.len())];
+            assert!(!early.iter().any(|t| eos.contains(t)), "EOS before min_new_tokens");
+        }
+    }
+}
+
+fn speculative(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
+    let k = 1 + b.below(5);
+    let verification =
+        if b.bool() { decoding::Verification::Greedy } else { decoding::Verification::Sampled };
+    let spec = decoding::SpeculativeOptions::new(k, verification).expect("k >= 1 is valid");
+    let mut target = case.model.clone();
+    let mut draft = case.model.clone();
+    // A draft that differs: its script shifted by one call.
+    if !draft.actions.is_empty() {
+        draft.actions.rotate_left(1);
+    }
+    let mut generator = case.generator(options.clone());
+    let result = if options.stop_strings().is_empty() {
+        generator.generate_speculative(&mut target, &mut draft, &case.prompt, &spec)
+    } else {
+        let pieces = &case.pieces;
+        generator.generate_speculative_text(&mut target, &mut draft, pieces, &case.prompt, &spec)
+    };
+    let stats = generator.speculative_stats();
+    match result {
+        Ok(out) => {
+            let v0 = case.model.vocab_at(0);
+            let n = options.vocab_size().unwrap_or(v0).min(v0);
+            assert!(out.tokens.len() <= options.max_new_tokens());
+            for &t in &out.tokens {
+                assert!((t as usize) < n, "token {t} is not below {n}");
+            }
+            assert_eq!(stats.accepted + stats.corrections + stats.bonus, out.tokens.len());
+            assert!(stats.accepted + stats.corrections <= stats.drafted);
+            let eos = options.eos_tokens();
+            if let Some((last, before)) = out.tokens.split_last() {
+                assert!(!before.iter().any(|t| eos.contains(t)), "the run went on after EOS");
+                if let FinishReason::Eos { token } = out.finish_reason {
+                    assert_eq!(*last, token);
+                }
+            }
+            let early = &out.tokens[..options.min_new_tokens().min(out.tokens.len())];
+            assert!(!early.iter().any(|t| eos.contains(t)), "EOS before min_new_tokens");
+        }
+        Err(e) => match e {
+            GenerateError::EmptyPrompt => assert!(case.prompt.is_empty()),
+            GenerateError::VocabMismatch { .. }
+            | GenerateError::DraftVocabMismatch { .. }
+            | GenerateError::LogitsLength { .. }
+            | GenerateError::Model { .. }
+            | GenerateError::DraftModel { .. }
+            | GenerateError::Decoding { .. }
+            | GenerateError::UnknownToken { .. } => {}
+            other => panic!("speculative decoding failed with {other}"),
+        },
     }
 }

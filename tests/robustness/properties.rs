@@ -143,6 +143,13 @@ proptest! {
     }
 
     #[test]
+    fn beam_search_and_speculative_decoding_on_an_arbitrary_model_never_panic(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        harness::strategies(&data);
+    }
+
+    #[test]
     fn the_generator_on_an_arbitrary_model_never_panics(
         data in prop::collection::vec(any::<u8>(), 0..300),
     ) {
