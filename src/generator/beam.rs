@@ -475,7 +475,12 @@ impl<'o> Run<'o> {
         self.values.clear();
         self.values.extend(self.slots.iter().map(|s| s.score));
         for (c, cand) in self.top.iter().enumerate() {
+            // An extreme penalty (`length^length_penalty` overflowing to
+            // infinity) would make `-inf / inf` NaN: it scores -inf.
             let mut value = cand.value / penalty;
+            if value.is_nan() {
+                value = f32::NEG_INFINITY;
+            }
             if full {
                 value += FAR;
             }

@@ -34,7 +34,9 @@ pub enum EarlyStopping {
 ///   generated tokens (EOS included) whose processed log-probabilities sum
 ///   to `s` scores `s / L^length_penalty`. Positive values favour longer
 ///   hypotheses (the sum is negative), negative values shorter ones, 0
-///   scores the plain sum.
+///   scores the plain sum. A penalty so large that `L^length_penalty`
+///   overflows f32 scores every finished hypothesis `-0` (a masked one
+///   `-inf`, never NaN).
 /// - `early_stopping` (default [`EarlyStopping::Heuristic`]).
 /// - `num_return_sequences` (1 ..= `num_beams`; default `num_beams`): how
 ///   many finished hypotheses are returned, best first.

@@ -283,3 +283,37 @@ fn nan_scores_are_a_decoding_error_at_their_step() {
         .unwrap_err();
     assert!(matches!(err, GenerateError::Decoding { step: 1, .. }), "{err}");
 }
+
+/// Scores a masked token -inf: the rows hold `-inf`, which extreme length
+/// penalties could turn into NaN scores.
+#[derive(Debug, Clone, Default)]
+struct Masked;
+
+impl LanguageModel for Masked {
+    type Error = std::convert::Infallible;
+    fn vocab_size(&self) -> usize {
+        3
+    }
+    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+        logits.copy_from_slice(&[0.0, f32::NEG_INFINITY, 1.0]);
+        Ok(())
+    }
+    fn reset(&mut self) {}
+}
+
+/// `-inf / inf` is NaN, whose sign (and so its rank under a total order)
+/// differs between platforms: x86 makes it negative (ranked last), ARM
+/// positive (ranked first). The search maps it to `-inf` everywhere.
+#[test]
+fn extreme_length_penalties_never_give_nan_scores() {
+    for lp in [200.0f32, -200.0, 1e30, -1e30, f32::MAX] {
+        let search = BeamSearch::new(3).unwrap().with_length_penalty(lp).unwrap();
+        let options = GenerateOptions::builder(5).eos_token(1).eos_token(2).build().unwrap();
+        let mut generator = Generator::new(Pipeline::new(), Greedy, options);
+        let out = generator.beam_search(&mut vec![Masked; 3], &[0], &search).unwrap();
+        for pair in out.windows(2) {
+            assert!(pair[0].score >= pair[1].score, "lp {lp}: {:?}", out);
+        }
+        assert!(out.iter().all(|h| !h.score.is_nan()), "lp {lp}: {out:?}");
+    }
+}
