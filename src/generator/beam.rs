@@ -5,7 +5,6 @@ use super::Generator;
 use super::batch::BatchInput;
 use super::beam_model::BeamLanguageModel;
 use super::beam_options::{BeamSearch, EarlyStopping};
-use crate::processors::LogSoftmax;
 use crate::{
     Context, Error, FinishReason, GenerateError, GenerateOptions, LogitsProcessor, Scores, TokenId,
 };
@@ -386,9 +385,8 @@ impl<'o> Run<'o> {
         let fed = if step == 0 { 1 } else { self.running.len() };
         for (j, beam) in self.running.iter().enumerate().take(fed) {
             let row = &mut self.rows[j * self.v..j * self.v + n];
+            log_softmax(row)?;
             let mut scores = Scores::new(row, &mut self.live);
-            scores.check_finite()?;
-            LogSoftmax.process(&Context::empty(), &mut scores)?;
             if step < o.min_new_tokens() {
                 let values = scores.values_mut();
                 for &eos in o.eos_tokens() {
@@ -398,9 +396,6 @@ impl<'o> Run<'o> {
                 }
             }
             processor.process(&Context::new(&beam.tokens, self.prompt_len)?, &mut scores)?;
-            if scores.argmax().is_none() {
-                return Err(Error::AllMasked);
-            }
             // Outside the live set the row is -inf already (the invariant
             // of `Scores`), so the dense row is the processed one.
         }
@@ -415,11 +410,14 @@ impl<'o> Run<'o> {
                 if top.len() == self.k { top[self.k - 1].value } else { f32::NEG_INFINITY }
             };
             let mut threshold = floor(&self.top);
+            let mut row_max = f32::NEG_INFINITY;
             for (b, block) in row.chunks(BLOCK).enumerate() {
+                let block_max = crate::math::max(block);
+                row_max = row_max.max(block_max);
                 // Adding `s` is monotone (also after rounding), so a block
                 // whose best value cannot pass the threshold is skipped
                 // whole: after the first blocks almost every block is.
-                if self.top.len() == self.k && !(crate::math::max(block) + s > threshold) {
+                if self.top.len() == self.k && !(block_max + s > threshold) {
                     continue;
                 }
                 for (i, &x) in block.iter().enumerate() {
@@ -431,6 +429,10 @@ impl<'o> Run<'o> {
                         threshold = floor(&self.top);
                     }
                 }
+            }
+            // A processor masked every token of this beam.
+            if row_max == f32::NEG_INFINITY {
+                return Err(Error::AllMasked);
             }
         }
         self.all_ended = self.top.iter().all(|c| c.hits);
@@ -548,6 +550,24 @@ impl<'o> Run<'o> {
             })
             .collect()
     }
+}
+
+/// Checks a row (NaN and `+inf` are errors, as everywhere in the crate) and
+/// turns it into log-probabilities in place, with
+/// [`LogSoftmax`](crate::processors::LogSoftmax)'s
+/// arithmetic: `(x - max) - ln Σ exp(x_j - max)`, the maximum found by the
+/// same pass as the check. A row without a finite score is
+/// [`Error::AllMasked`].
+fn log_softmax(row: &mut [f32]) -> Result<(), Error> {
+    let m = crate::math::max_checked(row)?;
+    if m == f32::NEG_INFINITY {
+        return Err(Error::AllMasked);
+    }
+    let ln_z = crate::math::sum_exp(row, m).ln() as f32;
+    for x in row.iter_mut() {
+        *x = (*x - m) - ln_z;
+    }
+    Ok(())
 }
 
 /// Why a hypothesis with these generated ids ended.
