@@ -13,6 +13,15 @@
 //! - [`Scores`]: the step representation. Truncations shrink a live set
 //!   instead of masking the whole vocabulary, so later stages work only on
 //!   the survivors.
+//! - [`Generator`]: the generation loop over any [`LanguageModel`] (fed
+//!   only the new tokens, so a KV cache does incremental work), with stop
+//!   conditions, streaming, log-probabilities and batches
+//!   ([`generate_batch`]); [`Generator::beam_search`] (transformers'
+//!   beam search, for a [`BeamLanguageModel`]) and
+//!   [`Generator::generate_speculative`] (a draft model proposes, the target
+//!   verifies; for [`RewindableModel`]s).
+//! - [`speculative_accept`]: the acceptance rule of speculative sampling on
+//!   its own, for engines that run their own loop.
 //! - A portable seeded RNG ([`rng_from_seed`]) so a seed fixes the tokens
 //!   on every platform.
 //! - [`config`]: pipelines built from a model's `generation_config.json`
