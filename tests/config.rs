@@ -399,9 +399,6 @@ fn unsupported_settings_fail_the_build_until_cleared() {
     }
     c.unsupported.clear();
     assert_eq!(c.build().unwrap().stages(), ["TopK(k=5)"]);
-    // Beam sampling is not implemented (beam search is: tests/config_beams.rs).
-    let beams = GenerationConfig::from_json(r#"{"num_beams": 4, "do_sample": true}"#).unwrap();
-    assert!(matches!(beams.build(), Err(Error::InvalidParameter { name: "num_beams", .. })));
 }
 
 #[test]

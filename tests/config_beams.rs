@@ -73,10 +73,6 @@ fn defaults_and_one_beam() {
 fn contradictions_are_errors() {
     let err = |json: &str| GenerationConfig::from_json(json).unwrap().build().unwrap_err();
     assert!(matches!(
-        err(r#"{"num_beams": 4, "do_sample": true}"#),
-        Error::InvalidParameter { name: "num_beams", .. }
-    ));
-    assert!(matches!(
         err(r#"{"num_beams": 2, "num_return_sequences": 3}"#),
         Error::InvalidParameter { name: "num_return_sequences", .. }
     ));
@@ -133,4 +129,24 @@ fn a_plan_runs_its_beam_search() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].tokens, [1, 2, 3, 4, 5]);
     assert!(out[0].score > out[1].score);
+}
+
+#[test]
+fn do_sample_with_beams_is_beam_sampling() {
+    // transformers adds the sampling warpers, on the log-probabilities.
+    let config = GenerationConfig::from_json(
+        r#"{"num_beams": 3, "do_sample": true, "temperature": 0.7, "top_k": 20}"#,
+    )
+    .unwrap();
+    let plan = config.build().unwrap();
+    let search = plan.beam_search().unwrap();
+    assert!(search.samples());
+    assert_eq!(search.num_beams(), 3);
+    assert_eq!(
+        plan.to_string(),
+        "Temperature(0.7) -> TopK(k=20) => BeamSearch(num_beams=3, length_penalty=1, \
+         early_stopping=Heuristic, num_return_sequences=3, sampled)"
+    );
+    let plain = GenerationConfig::from_json(r#"{"num_beams": 3}"#).unwrap().build().unwrap();
+    assert!(!plain.beam_search().unwrap().samples());
 }

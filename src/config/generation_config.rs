@@ -124,8 +124,8 @@ pub struct GenerationConfig {
     /// Independent choices per prompt (`> 1` needs sampling).
     pub num_return_sequences: Option<usize>,
     /// Beams: more than 1 is a beam search
-    /// ([`DecodingPlan::beam_search`](super::DecodingPlan::beam_search);
-    /// `do_sample` must then be false: beam sampling is not implemented).
+    /// ([`DecodingPlan::beam_search`](super::DecodingPlan::beam_search)),
+    /// beam sampling with `do_sample`.
     pub num_beams: Option<usize>,
     /// Beam search: a finished hypothesis scores `sum / length^length_penalty`
     /// (default 1).

@@ -68,12 +68,12 @@
 //!   options (stop conditions); `max_new_tokens` / `max_length` to the
 //!   [`LengthLimit`]; `num_return_sequences` to [`DecodingPlan::n`];
 //!   `pad_token_id` and `bos_token_id` are read and written back only.
-//! - **Beam search**: `num_beams > 1` (with `do_sample` false) builds the
-//!   same stages and a [`DecodingPlan::beam_search`] from `num_beams`,
-//!   `length_penalty`, `early_stopping` and `num_return_sequences` (at most
-//!   `num_beams`), run by
-//!   [`Generator::beam_search`](crate::Generator::beam_search).
-//!   `num_beams > 1` with sampling (beam sampling) is an error.
+//! - **Beam search**: `num_beams > 1` builds the same stages and a
+//!   [`DecodingPlan::beam_search`] from `num_beams`, `length_penalty`,
+//!   `early_stopping` and `num_return_sequences` (at most `num_beams`), run
+//!   by [`Generator::beam_search`](crate::Generator::beam_search); with
+//!   `do_sample` it is transformers' beam sampling (the warpers are in the
+//!   stages, as transformers adds them).
 //! - **Unsupported**: the keys listed in
 //!   [`GenerationConfig::unsupported`] when set (group beam search,
 //!   contrastive search, DoLa, constraints, forced BOS/EOS tokens,

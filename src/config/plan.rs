@@ -246,11 +246,12 @@ impl fmt::Display for DecodingPlan {
         match &self.beam_search {
             Some(b) => write!(
                 f,
-                " => BeamSearch(num_beams={}, length_penalty={}, early_stopping={:?}, num_return_sequences={})",
+                " => BeamSearch(num_beams={}, length_penalty={}, early_stopping={:?}, num_return_sequences={}{})",
                 b.num_beams(),
                 b.length_penalty(),
                 b.early_stopping(),
-                b.num_return_sequences()
+                b.num_return_sequences(),
+                if b.samples() { ", sampled" } else { "" }
             ),
             None => write!(f, " => {}", self.sampler_name),
         }

@@ -172,28 +172,22 @@ pub(crate) fn build(
     let options = base_options(length, eos, &extras)?;
     match beams {
         // One search returns the `num_return_sequences` hypotheses.
-        Some(search) => Ok(b.finish(true, options, length, 1).with_beam_search(search)),
+        Some(search) => Ok(b.finish(!do_sample, options, length, 1).with_beam_search(search)),
         None => Ok(b.finish(!do_sample, options, length, n)),
     }
 }
 
-/// The beam search of `num_beams > 1`, as transformers runs it without
-/// sampling.
+/// The beam search of `num_beams > 1`, as transformers runs it: beam
+/// sampling when `do_sample` is true.
 fn beam_search(cfg: &GenerationConfig, do_sample: bool) -> Result<Option<BeamSearch>, Error> {
     let beams = cfg.num_beams.unwrap_or(1);
     if beams <= 1 {
         return Ok(None);
     }
-    if do_sample {
-        return Err(Error::invalid(
-            "num_beams",
-            "1 when do_sample is true (beam sampling is not implemented)",
-            beams,
-        ));
-    }
     let mut search = BeamSearch::new(beams)?
         .with_length_penalty(cfg.length_penalty.unwrap_or(1.0) as f32)?
-        .with_early_stopping(cfg.early_stopping.unwrap_or_default());
+        .with_early_stopping(cfg.early_stopping.unwrap_or_default())
+        .with_sampling(do_sample);
     if let Some(n) = cfg.num_return_sequences {
         search = search.with_num_return_sequences(n)?;
     }

@@ -6,7 +6,8 @@ use super::batch::BatchInput;
 use super::beam_model::BeamLanguageModel;
 use super::beam_options::{BeamSearch, EarlyStopping};
 use crate::{
-    Context, Error, FinishReason, GenerateError, GenerateOptions, LogitsProcessor, Scores, TokenId,
+    Context, DecodingRng, Error, FinishReason, GenerateError, GenerateOptions, LogitsProcessor,
+    Scores, TokenId, rng_from_seed,
 };
 
 /// transformers' stand-in for an impossible score: added to the candidates
@@ -137,7 +138,8 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     ///
     /// From the generator's [`GenerateOptions`]: `max_new_tokens`,
     /// `min_new_tokens`, the EOS ids, the stop sequences and `vocab_size`.
-    /// The sampler and the seed are not used: beam search is deterministic.
+    /// The sampler is not used; the seed only by beam sampling
+    /// ([`BeamSearch::with_sampling`]): beam search itself is deterministic.
     /// Log-probabilities are not recorded ([`BeamHypothesis::token_scores`]
     /// holds each token's score instead). The processor is
     /// [`reset`](LogitsProcessor::reset) at the start and never told the
@@ -296,6 +298,9 @@ struct Run<'o> {
     all_ended: bool,
     tokens: Vec<TokenId>,
     spans: Vec<(usize, usize, usize)>,
+    /// Beam sampling: the weights of every continuation, and the draws.
+    weights: Vec<f32>,
+    rng: DecodingRng,
 }
 
 impl<'o> Run<'o> {
@@ -339,6 +344,8 @@ impl<'o> Run<'o> {
             all_ended: false,
             tokens: Vec::with_capacity(prompt.len().max(nb)),
             spans: Vec::with_capacity(nb),
+            weights: Vec::with_capacity(if search.samples() { nb * v } else { 0 }),
+            rng: rng_from_seed(options.seed()),
         }
     }
 
@@ -400,6 +407,11 @@ impl<'o> Run<'o> {
             // of `Scores`), so the dense row is the processed one.
         }
         let last = step + 1 >= o.max_new_tokens();
+        if self.search.samples() {
+            self.sample_candidates(n, step, last)?;
+            self.all_ended = self.top.iter().all(|c| c.hits);
+            return Ok(());
+        }
         self.top.clear();
         for (j, beam) in self.running.iter().enumerate() {
             // At the first step every beam is the prompt: the same row.
@@ -436,6 +448,72 @@ impl<'o> Run<'o> {
             }
         }
         self.all_ended = self.top.iter().all(|c| c.hits);
+        Ok(())
+    }
+
+    /// Beam sampling: `k` continuations of all beams drawn without
+    /// replacement, each draw proportional to `exp(score)` among those not
+    /// drawn yet (inverse CDF in (beam, token) order over f64 sums of f32
+    /// weights `exp(score - max)`, one uniform per draw), then ranked by
+    /// score (ties: the earlier draw first). When fewer than `k` have a
+    /// nonzero weight, the rest are the first zero-weight ones in order.
+    fn sample_candidates(&mut self, n: usize, step: usize, last: bool) -> Result<(), Error> {
+        self.weights.clear();
+        let mut m = f32::NEG_INFINITY;
+        for (j, beam) in self.running.iter().enumerate() {
+            let r = if step == 0 { 0 } else { j };
+            let row = &self.rows[r * self.v..r * self.v + n];
+            let row_max = crate::math::max(row);
+            if row_max == f32::NEG_INFINITY {
+                return Err(Error::AllMasked);
+            }
+            let s = beam.score;
+            m = m.max(row_max + s);
+            self.weights.extend(row.iter().map(|&x| x + s));
+        }
+        for w in &mut self.weights {
+            *w = crate::math::exp(*w - m);
+        }
+        let mut total: f64 = self.weights.iter().map(|&w| f64::from(w)).sum();
+        self.top.clear();
+        for _ in 0..self.k.min(self.weights.len()) {
+            let mut pick = None;
+            if total > 0.0 {
+                let target = crate::unit_f64(&mut self.rng) * total;
+                let mut acc = 0.0f64;
+                for (i, &w) in self.weights.iter().enumerate() {
+                    if w > 0.0 {
+                        acc += f64::from(w);
+                        pick = Some(i);
+                        if acc > target {
+                            break;
+                        }
+                    }
+                }
+            }
+            // Nothing of nonzero weight left: the first zero-weight one
+            // (drawn ones are marked -1).
+            let Some(i) = pick.or_else(|| self.weights.iter().position(|&w| w == 0.0)) else {
+                break;
+            };
+            total = (total - f64::from(self.weights[i].max(0.0))).max(0.0);
+            self.weights[i] = -1.0;
+            let (j, id) = (i / n, i % n);
+            let beam = &self.running[j];
+            let r = if step == 0 { 0 } else { j };
+            let x = self.rows[r * self.v + id];
+            let token = id as TokenId;
+            let hits = last || self.ends(beam, token);
+            self.top.push(Candidate { value: x + beam.score, beam: j, token, x, hits });
+        }
+        // Insertion sort: stable, no allocation, `k` is small.
+        for i in 1..self.top.len() {
+            let mut at = i;
+            while at > 0 && self.top[at - 1].value < self.top[at].value {
+                self.top.swap(at - 1, at);
+                at -= 1;
+            }
+        }
         Ok(())
     }
 

@@ -40,6 +40,17 @@ pub enum EarlyStopping {
 /// - `early_stopping` (default [`EarlyStopping::Heuristic`]).
 /// - `num_return_sequences` (1 ..= `num_beams`; default `num_beams`): how
 ///   many finished hypotheses are returned, best first.
+/// - sampling (default off): transformers' beam sampling (`do_sample=True`
+///   with `num_beams > 1`). Instead of the best `K` continuations of all
+///   beams, `K` are drawn without replacement from the softmax of their
+///   accumulated scores (successive draws, each proportional to
+///   `exp(score)` among the continuations not drawn yet: the law of
+///   `torch.multinomial` without replacement), then ranked by score as
+///   usual. The draws use the run's seeded generator
+///   ([`GenerateOptions`](crate::GenerateOptions)' seed), `K` uniform
+///   draws per step, so a seed fixes the hypotheses. Put the sampling
+///   warpers (temperature, top-k, top-p) in the generator's processors:
+///   they apply to the log-probabilities, as in transformers.
 ///
 /// The length limit, the minimum length, the EOS ids and the stop sequences
 /// come from the generator's [`GenerateOptions`](crate::GenerateOptions).
@@ -66,6 +77,7 @@ pub struct BeamSearch {
     length_penalty: f32,
     early_stopping: EarlyStopping,
     num_return_sequences: usize,
+    sample: bool,
 }
 
 impl BeamSearch {
@@ -84,6 +96,7 @@ impl BeamSearch {
             length_penalty: 1.0,
             early_stopping: EarlyStopping::Heuristic,
             num_return_sequences: num_beams,
+            sample: false,
         })
     }
 
@@ -121,6 +134,17 @@ impl BeamSearch {
         }
         self.num_return_sequences = n;
         Ok(self)
+    }
+
+    /// Turns beam sampling on or off (see [`BeamSearch`]).
+    pub fn with_sampling(mut self, sample: bool) -> Self {
+        self.sample = sample;
+        self
+    }
+
+    /// Whether the continuations are sampled (beam sampling).
+    pub fn samples(&self) -> bool {
+        self.sample
     }
 
     /// The number of beams.

@@ -317,3 +317,110 @@ fn extreme_length_penalties_never_give_nan_scores() {
         assert!(out.iter().all(|h| !h.score.is_nan()), "lp {lp}: {out:?}");
     }
 }
+
+/// The same scores after every history.
+#[derive(Debug, Clone)]
+struct Fixed(Vec<f32>);
+
+impl LanguageModel for Fixed {
+    type Error = std::convert::Infallible;
+    fn vocab_size(&self) -> usize {
+        self.0.len()
+    }
+    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+        logits.copy_from_slice(&self.0);
+        Ok(())
+    }
+    fn reset(&mut self) {}
+}
+
+/// The law of (best, second best) among 4 of `p.len()` tokens drawn
+/// without replacement, each draw proportional to `p` among the rest.
+fn best_two_of_four(p: &[f64]) -> Vec<f64> {
+    let v = p.len();
+    let mut law = vec![0.0; v * v];
+    let mut draw = |seq: &[usize], prob: f64| {
+        let mut drawn = seq.to_vec();
+        drawn.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        law[drawn[0] * v + drawn[1]] += prob;
+    };
+    for a in 0..v {
+        for b in (0..v).filter(|&b| b != a) {
+            for c in (0..v).filter(|&c| c != a && c != b) {
+                for d in (0..v).filter(|&d| d != a && d != b && d != c) {
+                    let mut prob = 1.0;
+                    let mut left = 1.0;
+                    for &i in &[a, b, c, d] {
+                        prob *= p[i] / left;
+                        left -= p[i];
+                    }
+                    draw(&[a, b, c, d], prob);
+                }
+            }
+        }
+    }
+    law
+}
+
+#[test]
+fn beam_sampling_draws_without_replacement_from_the_processed_scores() {
+    use crate::chi_square::{chi2, chi2_critical};
+    use decoding::processors::Temperature;
+
+    // Two beams, one step, no EOS: K = 4 continuations are drawn from the
+    // first beam's 6 tokens (the second beam starts at -1e9, weight 0);
+    // the two best-scored of them are the hypotheses.
+    let logits = vec![1.0f32, 0.5, 0.0, -0.5, 0.2, -1.0];
+    let softmax = |scale: f64| {
+        let w: Vec<f64> = logits.iter().map(|&x| (f64::from(x) * scale).exp()).collect();
+        let z: f64 = w.iter().sum();
+        w.into_iter().map(|w| w / z).collect::<Vec<f64>>()
+    };
+    // Temperature 0.5 on log-probabilities squares the probabilities.
+    for (temperature, p) in [(None, softmax(1.0)), (Some(0.5f32), softmax(2.0))] {
+        let law = best_two_of_four(&p);
+        let v = logits.len();
+        let mut counts = vec![0u64; v * v];
+        let runs = 20_000u64;
+        let search = BeamSearch::new(2).unwrap().with_sampling(true);
+        let mut pipeline = Pipeline::new();
+        if let Some(t) = temperature {
+            pipeline.push(Temperature::new(t).unwrap());
+        }
+        let mut generator = Generator::new(pipeline, Greedy, GenerateOptions::new(1));
+        for seed in 0..runs {
+            generator.set_options(GenerateOptions::builder(1).seed(seed).build().unwrap());
+            let out =
+                generator.beam_search(&mut vec![Fixed(logits.clone()); 2], &[0], &search).unwrap();
+            assert_eq!(out.len(), 2);
+            assert!(out[0].score >= out[1].score);
+            counts[out[0].tokens[0] as usize * v + out[1].tokens[0] as usize] += 1;
+        }
+        let (stat, df) = chi2(&counts, &law).expect("an impossible pair was returned");
+        assert!(stat < chi2_critical(df), "{temperature:?}: chi2 {stat} with {df} df");
+        // Power: plain beam search would always return the same pair; the
+        // draws reach at least four of the six possible ones.
+        assert!(counts.iter().filter(|&&c| c > 0).count() >= 4, "{counts:?}");
+    }
+}
+
+#[test]
+fn beam_sampling_is_fixed_by_the_seed() {
+    let model = Hashed::new(7);
+    let search = BeamSearch::new(3).unwrap().with_sampling(true);
+    let run = |seed: u64| {
+        let options = GenerateOptions::builder(6).seed(seed).eos_token(6).build().unwrap();
+        let mut generator = Generator::new(Pipeline::new(), Greedy, options);
+        generator.beam_search(&mut vec![model.clone(); 3], &[1, 2], &search).unwrap()
+    };
+    assert_eq!(run(5), run(5));
+    assert!((0..20).any(|seed| run(seed) != run(5)), "the seed changes nothing");
+    // Deterministic beam search ignores the seed.
+    let plain = BeamSearch::new(3).unwrap();
+    let det = |seed: u64| {
+        let options = GenerateOptions::builder(6).seed(seed).build().unwrap();
+        let mut generator = Generator::new(Pipeline::new(), Greedy, options);
+        generator.beam_search(&mut vec![model.clone(); 3], &[1, 2], &plain).unwrap()
+    };
+    assert_eq!(det(1), det(2));
+}

@@ -1131,6 +1131,7 @@ fn beam(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
         1 => decoding::EarlyStopping::Done,
         _ => decoding::EarlyStopping::Never,
     });
+    search = search.with_sampling(b.bool());
     let nrs = 1 + b.below(nb + 1);
     match search.with_num_return_sequences(nrs) {
         Ok(s) => search = s,

@@ -51,7 +51,8 @@ Options:
   --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
                             \"bundled\" for the bundled model); prints the acceptance statistics
   --draft-tokens K          tokens the draft proposes per round [default: 4]
-  --num-beams N             beam search with N beams (1: off); prints every hypothesis and its score
+  --num-beams N             beam search with N beams (1: off; beam sampling with sampling flags);
+                            prints every hypothesis and its score
   --length-penalty L        beam search: a hypothesis scores sum / length^L [default: 1]
   --json                    print one JSON object instead of streaming text
   --demo                    show the demonstration even with other options
@@ -186,10 +187,8 @@ impl Args {
         if out.length_penalty.is_some() && out.num_beams.is_none() {
             return Err(UsageError("--length-penalty needs --num-beams".into()));
         }
-        if out.num_beams.is_some_and(|n| n > 1) && (out.samples() || out.draft.is_some()) {
-            return Err(UsageError(
-                "--num-beams cannot be combined with sampling flags or --draft".into(),
-            ));
+        if out.num_beams.is_some_and(|n| n > 1) && out.draft.is_some() {
+            return Err(UsageError("--num-beams cannot be combined with --draft".into()));
         }
         Ok(out)
     }
@@ -317,7 +316,10 @@ pub fn speculative(args: &Args) -> Result<Option<SpeculativeOptions>, decoding::
     SpeculativeOptions::new(k, verification).map(Some)
 }
 
-/// The beam search these flags describe, if `--num-beams` is above 1.
+/// The beam search these flags describe, if `--num-beams` is above 1: beam
+/// sampling when a sampling flag is given (the processors of
+/// [`Args::decoding`] then apply to the log-probabilities, as in
+/// transformers).
 ///
 /// # Errors
 ///
@@ -325,7 +327,9 @@ pub fn speculative(args: &Args) -> Result<Option<SpeculativeOptions>, decoding::
 pub fn beam_search(args: &Args) -> Result<Option<BeamSearch>, decoding::Error> {
     match args.num_beams {
         Some(n) if n > 1 => {
-            BeamSearch::new(n)?.with_length_penalty(args.length_penalty.unwrap_or(1.0)).map(Some)
+            let search =
+                BeamSearch::new(n)?.with_length_penalty(args.length_penalty.unwrap_or(1.0))?;
+            Ok(Some(search.with_sampling(args.samples())))
         }
         _ => Ok(None),
     }
@@ -614,7 +618,6 @@ mod tests {
             (&["--draft"][..], "needs a value"),
             (&["--num-beams", "0"][..], "at least 1"),
             (&["--length-penalty", "0.5"][..], "needs --num-beams"),
-            (&["--num-beams", "4", "--top-k", "5"][..], "cannot be combined"),
             (&["--num-beams", "4", "--draft", "bundled"][..], "cannot be combined"),
         ] {
             let err = parse(args).unwrap_err().0;
@@ -635,5 +638,8 @@ mod tests {
         // One beam is plain greedy decoding, as in transformers.
         assert!(beam_search(&parse(&["--num-beams", "1"]).unwrap()).unwrap().is_none());
         assert!(beam_search(&parse(&["--prompt", "x"]).unwrap()).unwrap().is_none());
+        assert!(!search.samples());
+        let sampled = parse(&["--num-beams", "3", "--temperature", "0.7"]).unwrap();
+        assert!(beam_search(&sampled).unwrap().unwrap().samples());
     }
 }
