@@ -454,7 +454,9 @@ impl<'o> Run<'o> {
     /// Beam sampling: `k` continuations of all beams drawn without
     /// replacement, each draw proportional to `exp(score)` among those not
     /// drawn yet (inverse CDF in (beam, token) order over f64 sums of f32
-    /// weights `exp(score - max)`, one uniform per draw), then ranked by
+    /// weights `exp(score - max)`, one uniform per draw; a draw whose scan
+    /// runs out because the running total drifted is scanned again against
+    /// the exact remaining sum), then ranked by
     /// score (ties: the earlier draw first). When fewer than `k` have a
     /// nonzero weight, the rest are the first zero-weight ones in order.
     fn sample_candidates(&mut self, n: usize, step: usize, last: bool) -> Result<(), Error> {
@@ -474,26 +476,37 @@ impl<'o> Run<'o> {
         for w in &mut self.weights {
             *w = crate::math::exp(*w - m);
         }
-        let mut total: f64 = self.weights.iter().map(|&w| f64::from(w)).sum();
-        self.top.clear();
-        for _ in 0..self.k.min(self.weights.len()) {
-            let mut pick = None;
-            if total > 0.0 {
-                let target = crate::unit_f64(&mut self.rng) * total;
-                let mut acc = 0.0f64;
-                for (i, &w) in self.weights.iter().enumerate() {
-                    if w > 0.0 {
-                        acc += f64::from(w);
-                        pick = Some(i);
-                        if acc > target {
-                            break;
-                        }
+        // Drawn continuations are marked -1.
+        let remaining = |weights: &[f32]| -> f64 {
+            weights.iter().filter(|&&w| w > 0.0).map(|&w| f64::from(w)).sum()
+        };
+        let scan = |weights: &[f32], target: f64| -> Option<usize> {
+            let mut acc = 0.0f64;
+            for (i, &w) in weights.iter().enumerate() {
+                if w > 0.0 {
+                    acc += f64::from(w);
+                    if acc > target {
+                        return Some(i);
                     }
                 }
             }
-            // Nothing of nonzero weight left: the first zero-weight one
-            // (drawn ones are marked -1).
-            let Some(i) = pick.or_else(|| self.weights.iter().position(|&w| w == 0.0)) else {
+            None
+        };
+        let mut total = remaining(&self.weights);
+        self.top.clear();
+        for _ in 0..self.k.min(self.weights.len()) {
+            let u = crate::unit_f64(&mut self.rng);
+            // The running total only shrinks by subtraction; when rounding
+            // lets the scan run out, it is summed again and the same draw
+            // scanned again, so the draw stays exact.
+            let mut pick = scan(&self.weights, u * total);
+            if pick.is_none() {
+                total = remaining(&self.weights);
+                pick = scan(&self.weights, u * total);
+            }
+            // Nothing of nonzero weight left: the first continuation not
+            // drawn yet.
+            let Some(i) = pick.or_else(|| self.weights.iter().position(|&w| w >= 0.0)) else {
                 break;
             };
             total = (total - f64::from(self.weights[i].max(0.0))).max(0.0);
@@ -540,6 +553,8 @@ impl<'o> Run<'o> {
         self.values.clear();
         self.values.extend(self.top.iter().map(|c| if c.hits { c.value + FAR } else { c.value }));
         best_indices(&self.values, nb, &mut self.order);
+        // `k >= 2 nb` candidates are kept, and a step has `nb · V >= nb`.
+        debug_assert_eq!(self.order.len(), nb);
         for (j, &c) in self.order.iter().enumerate() {
             let cand = self.top[c];
             self.next[j].extend_from(&self.running[cand.beam], cand.token, cand.x);

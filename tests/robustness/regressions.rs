@@ -63,3 +63,13 @@ fn config_float_reads_back_exactly() {
         decoding::config::GenerationConfig::from_json(r#"{"top_p": 1.6666666666666665}"#).unwrap();
     assert_eq!(c.top_p, Some(1.6666666666666665));
 }
+
+/// Beam sampling subtracted each drawn weight from a running total; when
+/// one continuation held nearly all the mass, the total reached 0 in f64
+/// while tiny weights were left, the draws stopped early, and beams
+/// continued from stale states (a one-token hypothesis scored at step 3).
+/// The total is now summed again when a scan runs out.
+#[test]
+fn strategies_beam_sampling_total_drift() {
+    harness::strategies(&[31, 50, 255, 255, 255, 255, 255, 255, 255, 255, 2]);
+}
