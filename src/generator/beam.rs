@@ -473,8 +473,10 @@ impl<'o> Run<'o> {
             m = m.max(row_max + s);
             self.weights.extend(row.iter().map(|&x| x + s));
         }
+        // When every continuation scores -inf (beams whose running score is
+        // -inf), `m` is -inf too: every weight is 0, not NaN.
         for w in &mut self.weights {
-            *w = crate::math::exp(*w - m);
+            *w = if *w == f32::NEG_INFINITY { 0.0 } else { crate::math::exp(*w - m) };
         }
         // Drawn continuations are marked -1.
         let remaining = |weights: &[f32]| -> f64 {

@@ -73,3 +73,15 @@ fn config_float_reads_back_exactly() {
 fn strategies_beam_sampling_total_drift() {
     harness::strategies(&[31, 50, 255, 255, 255, 255, 255, 255, 255, 255, 2]);
 }
+
+/// Beam sampling where every running beam scores -inf (continuations kept
+/// only because too few others existed): the weights `exp(x - max)` were
+/// `exp(-inf - -inf)` = NaN, nothing was drawn, and no beam could continue.
+/// Such weights are now 0, and the draws fall back to the first
+/// continuations in order.
+#[test]
+fn strategies_beam_sampling_when_every_beam_scores_minus_infinity() {
+    harness::strategies(&[
+        199, 244, 251, 235, 235, 235, 235, 235, 20, 199, 244, 251, 235, 235, 235, 235, 235, 20, 95,
+    ]);
+}
