@@ -165,8 +165,21 @@ pub struct BatchEntry<'a> {
 }
 
 impl<'a> BatchInput<'a> {
-    /// An input of `spans` `(sequence, start, end)` over `tokens`.
-    pub(crate) fn new(tokens: &'a [TokenId], spans: &'a [(usize, usize, usize)]) -> Self {
+    /// An input whose entry `j` is sequence `spans[j].0` with the tokens
+    /// `tokens[spans[j].1..spans[j].2]` (a span outside `tokens` reads as
+    /// no token). [`generate_batch`] builds these; the constructor is
+    /// public for driving and testing a [`BatchLanguageModel`] directly.
+    ///
+    /// ```
+    /// use decoding::BatchInput;
+    ///
+    /// let tokens = [5, 6, 7];
+    /// let spans = [(0, 0, 2), (3, 2, 3)];
+    /// let input = BatchInput::new(&tokens, &spans);
+    /// assert_eq!(input.len(), 2);
+    /// assert_eq!(input.get(1).map(|e| (e.sequence, e.tokens)), Some((3, &[7][..])));
+    /// ```
+    pub fn new(tokens: &'a [TokenId], spans: &'a [(usize, usize, usize)]) -> Self {
         BatchInput { tokens, spans }
     }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Tokens/s of the `gpt2` example next to transformers/PyTorch, same machine, same run.
 
-Both generate greedily with a KV cache, batch 1, on CPU, from a randomly initialised GPT-2 of the
-real 124M shape (12 layers, 768 wide, 12 heads, 1024 positions, vocabulary 50257). The weights
+Both generate greedily (or with `--num-beams N`, by beam search: transformers'
+`generate(num_beams=N)` against the example's `--num-beams N`) with a KV cache, batch 1, on CPU,
+from a randomly initialised GPT-2 of the real 124M shape (12 layers, 768 wide, 12 heads, 1024 positions, vocabulary 50257). The weights
 (~500 MB of f32) are made by this script on first use and kept in `--model-dir` (default
 /tmp/gpt2-124m-random); they are never committed. End-of-text does not stop either side, so both
 produce exactly `--new-tokens` tokens. Both sides are timed from the prompt's ids to the last
@@ -44,12 +45,14 @@ def ensure_model(directory: Path) -> None:
 
 
 @torch.no_grad()
-def torch_tokens_per_second(directory: Path, new_tokens: int, runs: int) -> list[float]:
+def torch_tokens_per_second(directory: Path, new_tokens: int, runs: int,
+                            num_beams: int = 1) -> list[float]:
     model = GPT2LMHeadModel.from_pretrained(directory, dtype=torch.float32).eval()
     ids = torch.tensor([PROMPT_IDS])
     mask = torch.ones_like(ids)
     kwargs = dict(attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                  do_sample=False, use_cache=True, pad_token_id=50256, eos_token_id=None)
+                  do_sample=False, use_cache=True, pad_token_id=50256, eos_token_id=None,
+                  num_beams=num_beams)
     model.generate(ids, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
     speeds = []
     for _ in range(runs):
@@ -62,17 +65,20 @@ def torch_tokens_per_second(directory: Path, new_tokens: int, runs: int) -> list
 
 
 def rust_tokens_per_second(binary: Path, directory: Path, new_tokens: int, runs: int,
-                           threads: int) -> list[float]:
+                           threads: int, num_beams: int = 1) -> list[float]:
     cmd = [str(binary), "--model", str(directory), "--prompt", PROMPT, "--greedy",
            "--max-new-tokens", str(new_tokens), "--ignore-eos", "--threads", str(threads), "--json"]
+    if num_beams > 1:
+        cmd += ["--num-beams", str(num_beams)]
     speeds = []
     for _ in range(runs):
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         result = json.loads(out)
         assert result["prompt_ids"] == PROMPT_IDS, result["prompt_ids"]
-        assert len(result["generated_ids"]) == new_tokens
-        speeds.append(result["tokens_per_second"])
-    return speeds, result["generated_ids"]
+        best = result["beams"][0] if num_beams > 1 else result
+        assert len(best["generated_ids"]) == new_tokens
+        speeds.append(best["tokens_per_second"])
+    return speeds, best["generated_ids"]
 
 
 def main() -> None:
@@ -81,6 +87,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--num-beams", type=int, default=1)
     parser.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "gpt2")
     args = parser.parse_args()
     if not args.binary.exists():
@@ -92,19 +99,22 @@ def main() -> None:
     torch_speeds, rust_speeds = [], []
     for _ in range(args.runs):
         speeds, rust_ids = rust_tokens_per_second(args.binary, args.model_dir, args.new_tokens, 1,
-                                                  args.threads)
+                                                  args.threads, args.num_beams)
         rust_speeds += speeds
-        speeds, torch_ids = torch_tokens_per_second(args.model_dir, args.new_tokens, 1)
+        speeds, torch_ids = torch_tokens_per_second(args.model_dir, args.new_tokens, 1,
+                                                    args.num_beams)
         torch_speeds += speeds
     rust, pt = statistics.median(rust_speeds), statistics.median(torch_speeds)
     same = next((i for i, (a, b) in enumerate(zip(rust_ids, torch_ids)) if a != b), None)
-    print(f"GPT-2 124M shape, random weights, greedy, batch 1, KV cache, {args.new_tokens} new "
+    how = "greedy" if args.num_beams == 1 else f"beam search ({args.num_beams} beams)"
+    print(f"GPT-2 124M shape, random weights, {how}, batch 1, KV cache, {args.new_tokens} new "
           f"tokens, {args.threads} thread(s), median of {args.runs} runs")
     print(f"  gpt2 example (Rust):  {rust:7.2f} tokens/s   runs {[round(s, 2) for s in rust_speeds]}")
     print(f"  transformers {transformers.__version__} + PyTorch {torch.__version__.split('+')[0]}: {pt:7.2f} tokens/s   "
           f"runs {[round(s, 2) for s in torch_speeds]}")
     print(f"  ratio Rust / PyTorch: {rust / pt:.2f}")
-    print("  greedy ids: " + ("identical" if same is None else f"first differ at step {same}"))
+    print(f"  {'greedy' if args.num_beams == 1 else 'best hypothesis'} ids: "
+          + ("identical" if same is None else f"first differ at step {same}"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! GPT-2 with one KV cache per beam, for beam search.
 
-use decoding::{BatchInput, BatchLanguageModel, BeamLanguageModel, LanguageModel};
+use decoding::{BatchInput, BatchLanguageModel, BeamLanguageModel, LanguageModel, TokenId};
 
 use crate::error::{Gpt2Error, Result};
 use crate::model::{Gpt2, KvCache};
@@ -9,9 +9,11 @@ use crate::model::{Gpt2, KvCache};
 /// [`BeamLanguageModel`] for
 /// [`Generator::beam_search`](decoding::Generator::beam_search).
 ///
-/// Sequence `j` is cache `j`. A batch call runs each entry on the shared
-/// model with its cache swapped in (a pointer swap), so every sequence's
-/// logits are the bits the single model gives. A
+/// Sequence `j` is cache `j`. A decoding step (one new token per sequence)
+/// runs every sequence through the blocks together, so each weight is read
+/// once per step for all beams; a prompt runs on the shared model with its
+/// cache swapped in (a pointer swap). Either way every sequence's logits are
+/// the bits the single model gives. A
 /// [`reorder`](BeamLanguageModel::reorder) copies the cached positions of
 /// the parents (`n_layer × 2 × n_head × len × head_dim` floats per beam)
 /// into spare caches and swaps them in; nothing is allocated after
@@ -35,13 +37,20 @@ pub struct Gpt2Beams {
     model: Gpt2,
     caches: Vec<KvCache>,
     spare: Vec<KvCache>,
+    /// `(sequence, token)` of a batched decoding step.
+    lanes: Vec<(usize, TokenId)>,
 }
 
 impl Gpt2Beams {
     /// `model` with `n` caches (each preallocated to `n_positions`).
     pub fn new(model: Gpt2, n: usize) -> Self {
         let cache = KvCache::new(model.config());
-        Gpt2Beams { caches: vec![cache.clone(); n], spare: vec![cache; n], model }
+        Gpt2Beams {
+            caches: vec![cache.clone(); n],
+            spare: vec![cache; n],
+            lanes: Vec::with_capacity(n),
+            model,
+        }
     }
 
     /// The shared model.
@@ -66,7 +75,11 @@ impl BatchLanguageModel for Gpt2Beams {
         self.caches.len()
     }
 
-    /// Runs each entry on its own cache.
+    /// Runs the entries on their own caches. When every entry brings one
+    /// token (a decoding step) and names its own sequence, they go through
+    /// the blocks together, each weight read once for all of them; otherwise
+    /// (a prompt) one after the other. The logits are the same bits either
+    /// way.
     ///
     /// # Errors
     ///
@@ -74,6 +87,17 @@ impl BatchLanguageModel for Gpt2Beams {
     /// for an entry whose sequence has no cache.
     fn forward_batch(&mut self, input: &BatchInput<'_>, logits: &mut [f32]) -> Result<()> {
         let v = self.model.vocab_size();
+        let distinct = |j: usize, s: usize| input.iter().take(j).all(|e| e.sequence != s);
+        let one_each = input.len() > 1
+            && input
+                .iter()
+                .enumerate()
+                .all(|(j, e)| e.tokens.len() == 1 && distinct(j, e.sequence));
+        if one_each {
+            self.lanes.clear();
+            self.lanes.extend(input.iter().map(|e| (e.sequence, e.tokens[0])));
+            return self.model.forward_lanes(&mut self.caches, &self.lanes, logits);
+        }
         for (entry, row) in input.iter().zip(logits.chunks_exact_mut(v)) {
             let sequences = self.caches.len();
             let cache = self

@@ -396,6 +396,7 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
                         "text": text,
                         "score": h.score,
                         "finish_reason": finish_name(h.finish_reason),
+                        "tokens_per_second": tokens_per_second(h.tokens.len(), elapsed),
                     })
                 })
                 .collect();

@@ -112,6 +112,8 @@ struct Scratch {
     hidden: Vec<f32>,
     /// Attention weights of one query, `[n_positions]`.
     scores: Vec<f32>,
+    /// The rows of a block pass, `[CHUNK]`.
+    lanes: Vec<Lane>,
 }
 
 impl Gpt2 {
@@ -152,6 +154,7 @@ impl Gpt2 {
             proj: vec![0.0; CHUNK * c.n_embd],
             hidden: vec![0.0; CHUNK * c.n_inner],
             scores: vec![0.0; p],
+            lanes: Vec::with_capacity(CHUNK),
         };
         Ok(Self { cache, config, weights, scratch, threads: 1 })
     }
@@ -220,84 +223,78 @@ impl Gpt2 {
     /// their keys and values to the cache; the residual stream is left in
     /// `scratch.x`.
     fn run_chunk(&mut self, tokens: &[TokenId]) {
-        let c = &self.config;
-        let (e, d, t_len, start) = (c.n_embd, c.head_dim(), tokens.len(), self.cache.len);
-        let s = &mut self.scratch;
-        let w = &self.weights;
-        let threads = self.threads;
-        let x = &mut s.x[..t_len * e];
-        for (t, (&token, row)) in tokens.iter().zip(x.chunks_exact_mut(e)).enumerate() {
-            let tok = w.wte.row(token as usize);
-            let pos = w.wpe.row(start + t);
-            for ((out, a), b) in row.iter_mut().zip(tok).zip(pos) {
-                *out = a + b;
+        let start = self.cache.len;
+        let mut lanes = std::mem::take(&mut self.scratch.lanes);
+        lanes.clear();
+        lanes.extend(tokens.iter().enumerate().map(|(t, &token)| Lane {
+            token,
+            cache: 0,
+            pos: start + t,
+        }));
+        let caches = std::slice::from_mut(&mut self.cache);
+        run_rows(&self.config, &self.weights, &mut self.scratch, self.threads, caches, &lanes);
+        self.scratch.lanes = lanes;
+    }
+
+    /// One new token for each of several sequences, each on its own cache
+    /// (`lanes[j] = (cache, token)`, the caches all different), through
+    /// every block together, so that each weight row is read once for all
+    /// of them; row `j` of `logits` gets lane `j`'s next-token logits. The
+    /// numbers are bit for bit those of [`forward`](LanguageModel::forward)
+    /// on each cache alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Gpt2Error::LogitsLength`], [`Gpt2Error::TokenOutOfRange`],
+    /// [`Gpt2Error::SequenceOutOfRange`] or [`Gpt2Error::ContextOverflow`];
+    /// no cache is touched then.
+    pub(crate) fn forward_lanes(
+        &mut self,
+        caches: &mut [KvCache],
+        lanes: &[(usize, TokenId)],
+        logits: &mut [f32],
+    ) -> Result<()> {
+        let vocab = self.config.vocab_size;
+        let expected = lanes.len() * vocab;
+        if logits.len() != expected {
+            return Err(Gpt2Error::LogitsLength { expected, found: logits.len() });
+        }
+        for &(cache, token) in lanes {
+            if token as usize >= vocab {
+                return Err(Gpt2Error::TokenOutOfRange { token, vocab });
+            }
+            let sequences = caches.len();
+            let len = caches
+                .get(cache)
+                .ok_or(Gpt2Error::SequenceOutOfRange { sequence: cache, sequences })?
+                .len;
+            if len + 1 > self.config.n_positions {
+                return Err(Gpt2Error::ContextOverflow {
+                    needed: len + 1,
+                    max: self.config.n_positions,
+                });
             }
         }
-        for (layer, block) in w.blocks.iter().enumerate() {
-            let mut scale = if c.scale_attn_weights { 1.0 / (d as f32).sqrt() } else { 1.0 };
-            if c.scale_attn_by_inverse_layer_idx {
-                scale /= (layer + 1) as f32;
-            }
-            let normed = &mut s.normed[..t_len * e];
-            layer_norm(
-                x,
-                as_slice(&block.ln_1.weight),
-                as_slice(&block.ln_1.bias),
-                c.layer_norm_epsilon,
-                normed,
-            );
-            let qkv = &mut s.qkv[..t_len * 3 * e];
-            apply(&block.c_attn, normed, qkv, threads);
-
-            // Append this chunk's keys and values, then attend causally.
-            let (keys, values) = (&mut self.cache.keys[layer], &mut self.cache.values[layer]);
-            for (t, row) in qkv.chunks_exact(3 * e).enumerate() {
-                for h in 0..c.n_head {
-                    let k = &row[e + h * d..e + (h + 1) * d];
-                    let v = &row[2 * e + h * d..2 * e + (h + 1) * d];
-                    keys.index_axis_mut(Axis(0), h).row_mut(start + t).assign(&aview1(k));
-                    values.index_axis_mut(Axis(0), h).row_mut(start + t).assign(&aview1(v));
+        for (g, group) in lanes.chunks(CHUNK).enumerate() {
+            let mut ls = std::mem::take(&mut self.scratch.lanes);
+            ls.clear();
+            ls.extend(group.iter().map(|&(cache, token)| Lane {
+                token,
+                cache,
+                pos: caches[cache].len,
+            }));
+            run_rows(&self.config, &self.weights, &mut self.scratch, self.threads, caches, &ls);
+            self.scratch.lanes = ls;
+            let block = &mut logits[g * CHUNK * vocab..(g * CHUNK + group.len()) * vocab];
+            if self.threads <= 1 {
+                self.head_batch(group.len(), block);
+            } else {
+                for (t, row) in block.chunks_exact_mut(vocab).enumerate() {
+                    self.head(t, row);
                 }
             }
-            let attn = &mut s.attn[..t_len * e];
-            for (t, (row, out_row)) in
-                qkv.chunks_exact(3 * e).zip(attn.chunks_exact_mut(e)).enumerate()
-            {
-                let visible = start + t + 1;
-                for h in 0..c.n_head {
-                    let q = &row[h * d..(h + 1) * d];
-                    let k_h = head_rows(keys.index_axis(Axis(0), h));
-                    let v_h = head_rows(values.index_axis(Axis(0), h));
-                    let scores = &mut s.scores[..visible];
-                    for (j, score) in scores.iter_mut().enumerate() {
-                        *score = dot(q, &k_h[j * d..(j + 1) * d]) * scale;
-                    }
-                    softmax(scores);
-                    let out = &mut out_row[h * d..(h + 1) * d];
-                    out.fill(0.0);
-                    for (j, &p) in scores.iter().enumerate() {
-                        axpy(p, &v_h[j * d..(j + 1) * d], out);
-                    }
-                }
-            }
-            let proj = &mut s.proj[..t_len * e];
-            apply(&block.attn_proj, attn, proj, threads);
-            add_assign(x, proj);
-
-            layer_norm(
-                x,
-                as_slice(&block.ln_2.weight),
-                as_slice(&block.ln_2.bias),
-                c.layer_norm_epsilon,
-                normed,
-            );
-            let hidden = &mut s.hidden[..t_len * c.n_inner];
-            apply(&block.c_fc, normed, hidden, threads);
-            activate(c.activation, hidden);
-            apply(&block.mlp_proj, hidden, proj, threads);
-            add_assign(x, proj);
         }
-        self.cache.len += t_len;
+        Ok(())
     }
 
     /// Final LayerNorm of the last position and the head, into `logits`.
@@ -330,6 +327,29 @@ impl Gpt2 {
                     scope.spawn(move || head_part(rows, out));
                 }
             });
+        }
+    }
+
+    /// Final LayerNorm of the first `rows` positions and the head, row `t`
+    /// of `logits` for position `t`: one pass over the head's table for
+    /// all of them (on the calling thread).
+    fn head_batch(&mut self, rows: usize, logits: &mut [f32]) {
+        let c = &self.config;
+        let (e, vocab) = (c.n_embd, c.vocab_size);
+        let s = &mut self.scratch;
+        let h = &mut s.normed[..rows * e];
+        layer_norm(
+            &s.x[..rows * e],
+            as_slice(&self.weights.ln_f.weight),
+            as_slice(&self.weights.ln_f.bias),
+            c.layer_norm_epsilon,
+            h,
+        );
+        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte);
+        for (id, row) in matrix_slice(table).chunks_exact(e).enumerate() {
+            for (t, h_t) in h.chunks_exact(e).enumerate() {
+                logits[t * vocab + id] = dot(row, h_t);
+            }
         }
     }
 }
@@ -405,6 +425,111 @@ impl decoding::RewindableModel for Gpt2 {
     fn rewind(&mut self, len: usize) -> Result<()> {
         self.cache.len = self.cache.len.min(len);
         Ok(())
+    }
+}
+
+/// One row of a block pass: a new token, the cache it extends and its
+/// position there.
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    token: TokenId,
+    cache: usize,
+    pos: usize,
+}
+
+/// Runs up to [`CHUNK`] rows through every block: each row's key and value
+/// are written to its cache at its position, then each row attends
+/// causally to its own cache (positions `0..=pos`). Several rows may extend
+/// one cache at consecutive positions (a prefill) or each its own cache (a
+/// batch of sequences). The residual stream is left in `s.x`; each cache's
+/// length becomes one past its last written position.
+fn run_rows(
+    c: &Config,
+    w: &Weights,
+    s: &mut Scratch,
+    threads: usize,
+    caches: &mut [KvCache],
+    lanes: &[Lane],
+) {
+    let (e, d, t_len) = (c.n_embd, c.head_dim(), lanes.len());
+    let x = &mut s.x[..t_len * e];
+    for (lane, row) in lanes.iter().zip(x.chunks_exact_mut(e)) {
+        let tok = w.wte.row(lane.token as usize);
+        let pos = w.wpe.row(lane.pos);
+        for ((out, a), b) in row.iter_mut().zip(tok).zip(pos) {
+            *out = a + b;
+        }
+    }
+    for (layer, block) in w.blocks.iter().enumerate() {
+        let mut scale = if c.scale_attn_weights { 1.0 / (d as f32).sqrt() } else { 1.0 };
+        if c.scale_attn_by_inverse_layer_idx {
+            scale /= (layer + 1) as f32;
+        }
+        let normed = &mut s.normed[..t_len * e];
+        layer_norm(
+            x,
+            as_slice(&block.ln_1.weight),
+            as_slice(&block.ln_1.bias),
+            c.layer_norm_epsilon,
+            normed,
+        );
+        let qkv = &mut s.qkv[..t_len * 3 * e];
+        apply(&block.c_attn, normed, qkv, threads);
+
+        // Write every row's key and value, then attend causally.
+        for (lane, row) in lanes.iter().zip(qkv.chunks_exact(3 * e)) {
+            let cache = &mut caches[lane.cache];
+            let (keys, values) = (&mut cache.keys[layer], &mut cache.values[layer]);
+            for h in 0..c.n_head {
+                let k = &row[e + h * d..e + (h + 1) * d];
+                let v = &row[2 * e + h * d..2 * e + (h + 1) * d];
+                keys.index_axis_mut(Axis(0), h).row_mut(lane.pos).assign(&aview1(k));
+                values.index_axis_mut(Axis(0), h).row_mut(lane.pos).assign(&aview1(v));
+            }
+        }
+        let attn = &mut s.attn[..t_len * e];
+        for (lane, (row, out_row)) in
+            lanes.iter().zip(qkv.chunks_exact(3 * e).zip(attn.chunks_exact_mut(e)))
+        {
+            let cache = &caches[lane.cache];
+            let (keys, values) = (&cache.keys[layer], &cache.values[layer]);
+            let visible = lane.pos + 1;
+            for h in 0..c.n_head {
+                let q = &row[h * d..(h + 1) * d];
+                let k_h = head_rows(keys.index_axis(Axis(0), h));
+                let v_h = head_rows(values.index_axis(Axis(0), h));
+                let scores = &mut s.scores[..visible];
+                for (j, score) in scores.iter_mut().enumerate() {
+                    *score = dot(q, &k_h[j * d..(j + 1) * d]) * scale;
+                }
+                softmax(scores);
+                let out = &mut out_row[h * d..(h + 1) * d];
+                out.fill(0.0);
+                for (j, &p) in scores.iter().enumerate() {
+                    axpy(p, &v_h[j * d..(j + 1) * d], out);
+                }
+            }
+        }
+        let proj = &mut s.proj[..t_len * e];
+        apply(&block.attn_proj, attn, proj, threads);
+        add_assign(x, proj);
+
+        layer_norm(
+            x,
+            as_slice(&block.ln_2.weight),
+            as_slice(&block.ln_2.bias),
+            c.layer_norm_epsilon,
+            normed,
+        );
+        let hidden = &mut s.hidden[..t_len * c.n_inner];
+        apply(&block.c_fc, normed, hidden, threads);
+        activate(c.activation, hidden);
+        apply(&block.mlp_proj, hidden, proj, threads);
+        add_assign(x, proj);
+    }
+    for lane in lanes {
+        let cache = &mut caches[lane.cache];
+        cache.len = cache.len.max(lane.pos + 1);
     }
 }
 

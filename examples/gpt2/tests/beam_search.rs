@@ -207,3 +207,53 @@ fn too_few_caches_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_batched_step_gives_each_sequence_the_bits_of_a_lone_model() {
+    use decoding::{BatchEntry, BatchLanguageModel};
+
+    // Three sequences with different histories, then one token each in a
+    // single batched call (one pass over the weights for all three).
+    let histories: [&[u32]; 3] = [&[3666, 12507], &[464, 3290, 318, 257, 1332], &[50256]];
+    let next = [3807u32, 11, 198];
+    for threads in [1, 2] {
+        let mut beams = Gpt2Beams::new(tiny().with_threads(threads), 3);
+        let v = beams.vocab_size();
+        let mut scratch = vec![0.0; v];
+        let mut alone = Vec::new();
+        for (i, history) in histories.iter().enumerate() {
+            let mut model = tiny();
+            model.forward(history, &mut scratch).unwrap();
+            let mut row = vec![0.0; v];
+            model.forward(&[next[i]], &mut row).unwrap();
+            alone.push(row);
+            // The prompts go in one at a time.
+            let input = [BatchEntry { sequence: i, tokens: history }];
+            run_batch(&mut beams, &input, &mut scratch);
+        }
+        let input: Vec<BatchEntry<'_>> = (0..3)
+            .map(|i| BatchEntry { sequence: i, tokens: std::slice::from_ref(&next[i]) })
+            .collect();
+        let mut rows = vec![0.0; 3 * v];
+        run_batch(&mut beams, &input, &mut rows);
+        for (i, want) in alone.iter().enumerate() {
+            let got = &rows[i * v..(i + 1) * v];
+            assert!(
+                got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "threads {threads}, sequence {i}: the batched row differs"
+            );
+        }
+    }
+
+    fn run_batch(beams: &mut Gpt2Beams, entries: &[BatchEntry<'_>], logits: &mut [f32]) {
+        let mut tokens = Vec::new();
+        let mut spans = Vec::new();
+        for e in entries {
+            let start = tokens.len();
+            tokens.extend_from_slice(e.tokens);
+            spans.push((e.sequence, start, tokens.len()));
+        }
+        let input = decoding::BatchInput::new(&tokens, &spans);
+        beams.forward_batch(&input, logits).unwrap();
+    }
+}
