@@ -8,6 +8,8 @@ use decoding::{
     Generator, LanguageModel, Pipeline, TokenId,
 };
 
+use crate::models::FixedRow;
+
 /// Scores that depend on the whole history: a hash of the tokens fed so
 /// far picks each next-token score in [-3, 3).
 #[derive(Debug, Clone, Default)]
@@ -318,22 +320,6 @@ fn extreme_length_penalties_never_give_nan_scores() {
     }
 }
 
-/// The same scores after every history.
-#[derive(Debug, Clone)]
-struct Fixed(Vec<f32>);
-
-impl LanguageModel for Fixed {
-    type Error = std::convert::Infallible;
-    fn vocab_size(&self) -> usize {
-        self.0.len()
-    }
-    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
-        logits.copy_from_slice(&self.0);
-        Ok(())
-    }
-    fn reset(&mut self) {}
-}
-
 /// The law of (best, second best) among 4 of `p.len()` tokens drawn
 /// without replacement, each draw proportional to `p` among the rest.
 fn best_two_of_four(p: &[f64]) -> Vec<f64> {
@@ -390,8 +376,9 @@ fn beam_sampling_draws_without_replacement_from_the_processed_scores() {
         let mut generator = Generator::new(pipeline, Greedy, GenerateOptions::new(1));
         for seed in 0..runs {
             generator.set_options(GenerateOptions::builder(1).seed(seed).build().unwrap());
-            let out =
-                generator.beam_search(&mut vec![Fixed(logits.clone()); 2], &[0], &search).unwrap();
+            let out = generator
+                .beam_search(&mut vec![FixedRow(logits.clone()); 2], &[0], &search)
+                .unwrap();
             assert_eq!(out.len(), 2);
             assert!(out[0].score >= out[1].score);
             counts[out[0].tokens[0] as usize * v + out[1].tokens[0] as usize] += 1;
