@@ -116,7 +116,8 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     /// repetition penalties and n-gram blocking see each beam's history), and
     /// the beam's running score is added. Of all `num_beams × V`
     /// continuations, the best `K = max(2, 1 + #EOS ids) × num_beams` are
-    /// kept (ties: lower beam, then lower id). A continuation *ends* when its
+    /// kept (ties: lower beam, then lower id; with beam sampling, `K` are
+    /// drawn instead, see [`BeamSearch`]). A continuation *ends* when its
     /// token is an EOS id, it completes a stop sequence, or it reaches
     /// `max_new_tokens`. The best `num_beams` continuations that do not end
     /// become the running beams (the model is
@@ -129,10 +130,10 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     /// they do not repeat the first beam's choices.
     ///
     /// All of it is transformers' arithmetic, in f32, including its `-1e9`
-    /// stand-ins for impossible scores. `tests` in the GPT-2 example check
-    /// sequences and scores against transformers on a tiny GPT-2 (4 beams,
-    /// 20 tokens, several length penalties, EOS sets and early-stopping
-    /// rules).
+    /// stand-ins for impossible scores. `examples/gpt2/tests/beam_search.rs`
+    /// checks the hypotheses and their scores against transformers on a tiny
+    /// GPT-2 (90 cases: 2 to 6 beams, 20 tokens, length penalties from -0.5
+    /// to 2, the three early-stopping rules, one to four EOS ids).
     ///
     /// # What is used
     ///
