@@ -13,10 +13,7 @@ use crate::model::{Gpt2, KvCache};
 /// runs every sequence through the blocks together, so each weight is read
 /// once per step for all beams; a prompt runs on the shared model with its
 /// cache swapped in (a pointer swap). Either way every sequence's logits are
-/// the bits the single model gives. (With [`Gpt2::with_threads`], the
-/// threads split the head of a batched step and every product of a
-/// one-sequence call; the batched step's block products, several rows at
-/// once, run on the calling thread.) A
+/// the bits the single model gives, whatever [`Gpt2::with_threads`] says. A
 /// [`reorder`](BeamLanguageModel::reorder) copies the cached positions of
 /// the parents (`n_layer × 2 × n_head × len × head_dim` floats per beam)
 /// into spare caches and swaps them in; nothing is allocated after

@@ -47,7 +47,7 @@ Options:
   --repetition-penalty R    penalise tokens already in the sequence (1: off); also with --greedy
   --seed S                  random seed of the sampler [default: 0]
   --ignore-eos              keep going after <|endoftext|>
-  --threads N               threads for each step's matrix-vector products [default: 1]
+  --threads N               threads for each step's matrix products [default: 1]
   --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
                             \"bundled\" for the bundled model); prints the acceptance statistics
   --draft-tokens K          tokens the draft proposes per round [default: 4]

@@ -56,7 +56,10 @@ pub(crate) fn linear(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n_in: usize
 }
 
 /// `y[t] = W x[t] + b` over several threads, split by output rows; the
-/// same values as [`linear`].
+/// same values as [`linear`]. With several input rows, each thread writes
+/// its outputs for every row into its own contiguous part of `tmp`
+/// (`[output][row]`, at least `rows × n_out` entries), and they are then
+/// copied into `y`.
 pub(crate) fn linear_threaded(
     x: &[f32],
     w: &[f32],
@@ -64,21 +67,44 @@ pub(crate) fn linear_threaded(
     y: &mut [f32],
     n_in: usize,
     threads: usize,
+    tmp: &mut [f32],
 ) {
     let n_out = b.len();
     let rows = x.len() / n_in;
-    if threads <= 1 || rows != 1 || n_out < 256 {
+    if threads <= 1 || n_out < 256 || tmp.len() < rows * n_out {
         return linear(x, w, b, y, n_in);
     }
-    // One input row: `y` is one row of outputs, so split it into chunks.
     let per = n_out.div_ceil(threads);
+    if rows == 1 {
+        // One input row: `y` is one row of outputs, so split it into chunks.
+        std::thread::scope(|scope| {
+            for ((y_part, w_part), b_part) in
+                y.chunks_mut(per).zip(w.chunks(per * n_in)).zip(b.chunks(per))
+            {
+                scope.spawn(move || linear(x, w_part, b_part, y_part, n_in));
+            }
+        });
+        return;
+    }
+    let tmp = &mut tmp[..rows * n_out];
     std::thread::scope(|scope| {
-        for ((y_part, w_part), b_part) in
-            y.chunks_mut(per).zip(w.chunks(per * n_in)).zip(b.chunks(per))
+        for ((t_part, w_part), b_part) in
+            tmp.chunks_mut(per * rows).zip(w.chunks(per * n_in)).zip(b.chunks(per))
         {
-            scope.spawn(move || linear(x, w_part, b_part, y_part, n_in));
+            scope.spawn(move || {
+                for (o, (w_row, bias)) in w_part.chunks_exact(n_in).zip(b_part).enumerate() {
+                    for (t, x_row) in x.chunks_exact(n_in).enumerate() {
+                        t_part[o * rows + t] = dot(w_row, x_row) + bias;
+                    }
+                }
+            });
         }
     });
+    for (o, outputs) in tmp.chunks_exact(rows).enumerate() {
+        for (t, &value) in outputs.iter().enumerate() {
+            y[t * n_out + o] = value;
+        }
+    }
 }
 
 /// LayerNorm of each row of `x` (`rows × gamma.len()`) into `y`, with the
@@ -219,7 +245,7 @@ mod tests {
             }
         }
         let mut threaded = vec![0.0; n_out];
-        linear_threaded(&x[..n_in], &w, &b, &mut threaded, n_in, 3);
+        linear_threaded(&x[..n_in], &w, &b, &mut threaded, n_in, 3, &mut []);
         assert_eq!(threaded, all[..n_out]);
     }
 
@@ -229,12 +255,16 @@ mod tests {
         let w: Vec<f32> =
             (0..n_in * n_out).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
         let b = vec![0.5; n_out];
-        let x: Vec<f32> = (0..n_in).map(|i| i as f32 / 64.0).collect();
-        let mut one = vec![0.0; n_out];
-        let mut many = vec![0.0; n_out];
-        linear(&x, &w, &b, &mut one, n_in);
-        linear_threaded(&x, &w, &b, &mut many, n_in, 3);
-        assert_eq!(one, many);
+        // One input row, then five (split by output rows through `tmp`).
+        for rows in [1, 5] {
+            let x: Vec<f32> = (0..rows * n_in).map(|i| (i % 97) as f32 / 64.0).collect();
+            let mut one = vec![0.0; rows * n_out];
+            let mut many = vec![0.0; rows * n_out];
+            let mut tmp = vec![0.0; rows * n_out];
+            linear(&x, &w, &b, &mut one, n_in);
+            linear_threaded(&x, &w, &b, &mut many, n_in, 3, &mut tmp);
+            assert!(one.iter().zip(&many).all(|(a, c)| a.to_bits() == c.to_bits()), "{rows} rows");
+        }
     }
 
     #[test]

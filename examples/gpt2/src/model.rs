@@ -35,7 +35,7 @@ const CHUNK: usize = 32;
 /// head included: the 50257 × 768 embedding table is one pass for all
 /// logits. The step is bound by memory bandwidth (about 500 MB of f32
 /// weights for the 124M model). [`Gpt2::with_threads`] splits the step's
-/// matrix-vector products across threads.
+/// matrix products across threads.
 ///
 /// # Example
 ///
@@ -114,6 +114,8 @@ struct Scratch {
     scores: Vec<f32>,
     /// The rows of a block pass, `[CHUNK]`.
     lanes: Vec<Lane>,
+    /// A threaded product's outputs, `[widest output, CHUNK]`.
+    tmp: Vec<f32>,
 }
 
 impl Gpt2 {
@@ -155,6 +157,7 @@ impl Gpt2 {
             hidden: vec![0.0; CHUNK * c.n_inner],
             scores: vec![0.0; p],
             lanes: Vec::with_capacity(CHUNK),
+            tmp: vec![0.0; CHUNK * (3 * c.n_embd).max(c.n_inner)],
         };
         Ok(Self { cache, config, weights, scratch, threads: 1 })
     }
@@ -172,9 +175,10 @@ impl Gpt2 {
         Self::new(config, weights)
     }
 
-    /// Splits each cached step's matrix-vector products across `threads`
-    /// threads (1, the default, runs on the calling thread). The logits are
-    /// the same bits whatever the count.
+    /// Splits the matrix products (of a cached step, a prompt, or a batched
+    /// step of several sequences) and the head across `threads` threads, by
+    /// output rows (1, the default, runs on the calling thread). The logits
+    /// are the same bits whatever the count.
     #[must_use]
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
@@ -474,7 +478,7 @@ fn run_rows(
             normed,
         );
         let qkv = &mut s.qkv[..t_len * 3 * e];
-        apply(&block.c_attn, normed, qkv, threads);
+        apply(&block.c_attn, normed, qkv, threads, &mut s.tmp);
 
         // Write every row's key and value, then attend causally.
         for (lane, row) in lanes.iter().zip(qkv.chunks_exact(3 * e)) {
@@ -511,7 +515,7 @@ fn run_rows(
             }
         }
         let proj = &mut s.proj[..t_len * e];
-        apply(&block.attn_proj, attn, proj, threads);
+        apply(&block.attn_proj, attn, proj, threads, &mut s.tmp);
         add_assign(x, proj);
 
         layer_norm(
@@ -522,9 +526,9 @@ fn run_rows(
             normed,
         );
         let hidden = &mut s.hidden[..t_len * c.n_inner];
-        apply(&block.c_fc, normed, hidden, threads);
+        apply(&block.c_fc, normed, hidden, threads, &mut s.tmp);
         activate(c.activation, hidden);
-        apply(&block.mlp_proj, hidden, proj, threads);
+        apply(&block.mlp_proj, hidden, proj, threads, &mut s.tmp);
         add_assign(x, proj);
     }
     for lane in lanes {
@@ -533,11 +537,11 @@ fn run_rows(
     }
 }
 
-fn apply(layer: &Linear, x: &[f32], y: &mut [f32], threads: usize) {
+fn apply(layer: &Linear, x: &[f32], y: &mut [f32], threads: usize, tmp: &mut [f32]) {
     let n_in = layer.weight.ncols();
     let (w, b) = (matrix_slice(&layer.weight), as_slice(&layer.bias));
     if threads > 1 {
-        linear_threaded(x, w, b, y, n_in, threads);
+        linear_threaded(x, w, b, y, n_in, threads, tmp);
     } else {
         linear(x, w, b, y, n_in);
     }

@@ -186,3 +186,46 @@ fn the_generator_reproduces_transformers_greedy_ids_and_text() {
         assert_eq!(out.text.unwrap(), tokenizer.decode(&case.greedy_ids).unwrap());
     }
 }
+
+#[test]
+fn threads_do_not_change_the_logits_of_prompts_and_batched_beams() {
+    use decoding::{BatchInput, BatchLanguageModel};
+    use gpt2::Gpt2Beams;
+
+    // The bundled model's MLP is 256 wide: wide enough for its products to
+    // be split across threads, for a prompt (several rows at once) and for
+    // a batched beam step (one row per beam), as well as for single steps.
+    let dir = gpt2::lookup::bundled_dir();
+    let prompt = [3666u32, 12507, 3807, 318, 11, 290, 262, 1110, 13];
+    let run = |threads: usize| {
+        let mut model = Gpt2::from_dir(&dir).unwrap().with_threads(threads);
+        assert!(model.config().n_inner >= 256);
+        let v = model.vocab_size();
+        let mut rows = vec![0.0; v];
+        model.forward(&prompt, &mut rows).unwrap();
+        let mut step = vec![0.0; v];
+        model.forward(&[262], &mut step).unwrap();
+        rows.extend_from_slice(&step);
+
+        let mut beams = Gpt2Beams::new(Gpt2::from_dir(&dir).unwrap().with_threads(threads), 3);
+        let mut scratch = vec![0.0; v];
+        for s in 0..3 {
+            let spans = [(s, 0, prompt.len() - s)];
+            beams.forward_batch(&BatchInput::new(&prompt, &spans), &mut scratch).unwrap();
+        }
+        let next = [11u32, 290, 262];
+        let spans = [(0, 0, 1), (1, 1, 2), (2, 2, 3)];
+        let mut batched = vec![0.0; 3 * v];
+        beams.forward_batch(&BatchInput::new(&next, &spans), &mut batched).unwrap();
+        rows.extend_from_slice(&batched);
+        rows
+    };
+    let one = run(1);
+    for threads in [2, 3] {
+        let many = run(threads);
+        assert!(
+            one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{threads} threads changed the logits"
+        );
+    }
+}
