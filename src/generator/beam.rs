@@ -395,14 +395,7 @@ impl<'o> Run<'o> {
             let row = &mut self.rows[j * self.v..j * self.v + n];
             log_softmax(row)?;
             let mut scores = Scores::new(row, &mut self.live);
-            if step < o.min_new_tokens() {
-                let values = scores.values_mut();
-                for &eos in o.eos_tokens() {
-                    if let Some(x) = values.get_mut(eos as usize) {
-                        *x = f32::NEG_INFINITY;
-                    }
-                }
-            }
+            o.mask_early_eos(step, scores.values_mut());
             processor.process(&Context::new(&beam.tokens, self.prompt_len)?, &mut scores)?;
             // Outside the live set the row is -inf already (the invariant
             // of `Scores`), so the dense row is the processed one.

@@ -202,6 +202,19 @@ impl GenerateOptions {
         self.top_logprobs
     }
 
+    /// Masks every EOS id (`-inf`) of the row of step `step` (0 for the
+    /// first generated token) while fewer than `min_new_tokens` are
+    /// generated: the rule of *Minimum length*, shared by every strategy.
+    pub(crate) fn mask_early_eos(&self, step: usize, values: &mut [f32]) {
+        if step < self.min_new_tokens {
+            for &eos in &self.eos {
+                if let Some(x) = values.get_mut(eos as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+
     pub(crate) fn wants_raw(&self) -> bool {
         self.logprobs.is_some_and(LogprobMode::raw)
     }

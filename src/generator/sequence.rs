@@ -217,14 +217,7 @@ impl Sequence {
         let ctx = Context::new(&self.tokens, self.prompt_len).map_err(decoding)?;
         let mut scores = Scores::new(row, &mut self.live);
         scores.check_finite().map_err(decoding)?;
-        if step < options.min_new_tokens() {
-            let values = scores.values_mut();
-            for &eos in options.eos_tokens() {
-                if let Some(x) = values.get_mut(eos as usize) {
-                    *x = f32::NEG_INFINITY;
-                }
-            }
-        }
+        options.mask_early_eos(step, scores.values_mut());
         processor.process(&ctx, &mut scores).map_err(decoding)?;
         // The processed log-probability only when it is reported: greedy's
         // costs a pass of exponentials over the row.

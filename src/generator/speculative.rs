@@ -593,14 +593,7 @@ fn draft_token<P: LogitsProcessor + ?Sized>(
 ) -> Result<TokenId, Error> {
     let mut scores = Scores::new(row, live);
     scores.check_finite()?;
-    if step < options.min_new_tokens() {
-        let values = scores.values_mut();
-        for &eos in options.eos_tokens() {
-            if let Some(x) = values.get_mut(eos as usize) {
-                *x = f32::NEG_INFINITY;
-            }
-        }
-    }
+    options.mask_early_eos(step, scores.values_mut());
     processor.process(ctx, &mut scores)?;
     match mode {
         Verification::Greedy => Greedy.sample_token(&scores, rng),
