@@ -255,14 +255,22 @@ fn top_h_then_categorical_draws_from_the_renormalized_survivors() {
     assert!(n > 10 && n <= 100, "{n} survivors");
 }
 
+/// Two rows of different laws (the base row, and it reversed and scaled by
+/// 1.5), and the batch that holds them.
+fn two_laws() -> ([Vec<f32>; 2], ndarray::Array2<f32>) {
+    let base = base_row();
+    let scaled: Vec<f32> = base.iter().rev().map(|&x| x * 1.5).collect();
+    let rows = [base, scaled];
+    let batch = ndarray::Array2::from_shape_fn((2, V), |(r, c)| rows[r][c]);
+    (rows, batch)
+}
+
 #[test]
 fn batch_draws_equal_single_draws_seed_for_seed() {
     // Every draw of a batch equals the single-row draw with the same seed,
     // so the batch path inherits the laws checked above (the full
     // statistical check of the batch path is in `slow`).
-    let base = base_row();
-    let rows = [base.clone(), base.iter().rev().map(|&x| x * 1.5).collect::<Vec<f32>>()];
-    let batch = ndarray::Array2::from_shape_fn((2, V), |(r, c)| rows[r][c]);
+    let (rows, batch) = two_laws();
     let contexts = [Context::empty(); 2];
     let mut pipeline = Pipeline::new().with(TopK::new(700).unwrap());
     let mut twin = Pipeline::new().with(TopK::new(700).unwrap());
@@ -334,9 +342,7 @@ mod slow {
         // Two rows of different laws in one batch: every draw equals the one
         // the single-row path makes with the same seed, and each row's draws
         // follow its law.
-        let base = base_row();
-        let rows = [base.clone(), base.iter().rev().map(|&x| x * 1.5).collect::<Vec<f32>>()];
-        let batch = ndarray::Array2::from_shape_fn((2, V), |(r, c)| rows[r][c]);
+        let (rows, batch) = two_laws();
         let contexts = [Context::empty(); 2];
         let mut pipeline = Pipeline::new().with(Temperature::new(0.9).unwrap());
         let mut twin = Pipeline::new().with(Temperature::new(0.9).unwrap());
