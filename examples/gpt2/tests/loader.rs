@@ -14,23 +14,10 @@ fn saved_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-gpt2-saved")
 }
 
-/// A fresh directory under the system's temporary directory.
-struct TempDir(PathBuf);
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
 
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("gpt2-loader-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use temp_dir::TempDir;
 
 /// A tensor as f32 values with its shape.
 #[derive(Clone)]

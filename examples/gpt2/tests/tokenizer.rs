@@ -1,7 +1,7 @@
 //! The tokenizer against GPT-2's own files, as Hugging Face's tokenizer
 //! reads them (ids recorded by `scripts/make_parity_fixtures.py`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use decoding::Detokenizer;
 use gpt2::tokenizer::byte_to_char;
@@ -33,23 +33,10 @@ fn builtin() -> &'static Tokenizer {
     TOK.get_or_init(|| Tokenizer::gpt2().unwrap())
 }
 
-/// A fresh directory under the system's temporary directory.
-struct TempDir(PathBuf);
+#[path = "common/temp_dir.rs"]
+mod temp_dir;
 
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("gpt2-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use temp_dir::TempDir;
 
 fn byte_level(bytes: &[u8]) -> String {
     let table = byte_to_char();
