@@ -622,6 +622,7 @@ fn openai_invalid_values_name_the_parameter_and_the_range() {
         (r#"{"top_k": -2}"#, "top_k", "-1 or"),
         (r#"{"min_p": 2}"#, "min_p", "[0, 1]"),
         (r#"{"repetition_penalty": -1}"#, "repetition_penalty", "> 0"),
+        (r#"{"repeat_penalty": 0}"#, "repetition_penalty", "> 0"),
     ] {
         let err = OpenAiParams::from_json(json)
             .and_then(|p| p.build(&GenerationConfig::default()).map(|_| ()))

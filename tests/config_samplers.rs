@@ -392,6 +392,8 @@ const LLAMA_SERVER_REQUEST: &str = r#"{
 fn a_llama_server_request_round_trips_and_maps_onto_the_pipeline() {
     let request = OpenAiParams::from_json(LLAMA_SERVER_REQUEST).unwrap();
     assert_eq!(request.dry_multiplier, Some(0.8));
+    // llama-server's spelling of the repetition penalty.
+    assert_eq!(request.repetition_penalty, Some(1.0));
     assert_eq!(request.dry_penalty_last_n, Some(-1));
     assert_eq!(request.dry_sequence_breakers.as_deref().map(<[String]>::len), Some(4));
     assert_eq!((request.xtc_probability, request.xtc_threshold), (Some(0.5), Some(0.1)));

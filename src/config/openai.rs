@@ -39,7 +39,7 @@ pub enum Logprobs {
 /// | `max_tokens` (`max_completion_tokens`) | at least 1 | `max_new_tokens` |
 /// | `top_k` | `-1`, `0` (both off) or more | [`TopK`](crate::processors::TopK) |
 /// | `min_p` | `[0, 1]` | [`MinP`](crate::processors::MinP) |
-/// | `repetition_penalty` | `> 0` | [`RepetitionPenalty`](crate::processors::RepetitionPenalty) |
+/// | `repetition_penalty` (llama-server's `repeat_penalty`) | `> 0` | [`RepetitionPenalty`](crate::processors::RepetitionPenalty) |
 /// | `dry_multiplier`, `dry_base`, `dry_allowed_length`, `dry_penalty_last_n`, `dry_sequence_breakers` | as [`LlamaCppSampling`](super::LlamaCppSampling) | [`Dry`](crate::processors::Dry), after the presence and frequency penalties |
 /// | `dynatemp_range`, `dynatemp_exponent` | `>= 0` | [`DynamicTemperature`](crate::processors::DynamicTemperature) instead of [`Temperature`](crate::processors::Temperature) when the range is above 0 |
 /// | `top_n_sigma` | finite; `<= 0` is off | [`TopNSigma`](crate::processors::TopNSigma), right after the temperature |
@@ -478,7 +478,8 @@ mod serde_impl {
                         }
                     }
                     "min_p" => p.min_p = json::number(v, "min_p", super::MIN_P)?,
-                    "repetition_penalty" => {
+                    // llama-server spells it `repeat_penalty`.
+                    "repetition_penalty" | "repeat_penalty" => {
                         p.repetition_penalty =
                             json::number(v, "repetition_penalty", super::REPETITION)?
                     }

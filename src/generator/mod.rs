@@ -348,6 +348,116 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         ))
     }
 
+    /// Starts a run whose model calls the caller makes: a serving engine
+    /// that decodes many runs in one batched model call per step (continuous
+    /// batching), each run joining and leaving the batch on its own.
+    ///
+    /// The checks and the resets are [`Generator::stream`]'s (the processor
+    /// is reset, the random number generator seeded from the options' seed),
+    /// without a model: then, while [`Generator::is_running`], feed the model
+    /// [`Generator::pending_input`] (the whole prompt first, then the last
+    /// generated id) and hand the row of scores it writes to
+    /// [`Generator::step_row`]. The tokens, text and log-probabilities are
+    /// exactly those of [`Generator::stream_text`] on a model that writes
+    /// the same rows, whatever else the caller's batch holds. `with_text`
+    /// says whether the steps decode text (and so whether stop strings can
+    /// apply); pass the same detokenizer to every step.
+    ///
+    /// # Errors
+    ///
+    /// As [`Generator::stream`]: [`GenerateError::EmptyPrompt`],
+    /// [`GenerateError::MissingDetokenizer`] (stop strings without text),
+    /// [`GenerateError::VocabMismatch`] (`vocab_size` is the model's).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use decoding::sampler::Categorical;
+    /// use decoding::{GenerateOptions, Generator, LanguageModel, Pipeline, TokenId};
+    ///
+    /// /// Scores favour `last + 1`.
+    /// struct Toy { last: TokenId }
+    /// impl LanguageModel for Toy {
+    ///     type Error = std::convert::Infallible;
+    ///     fn vocab_size(&self) -> usize { 8 }
+    ///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///         self.last = *tokens.last().unwrap_or(&self.last);
+    ///         logits.fill(0.0);
+    ///         logits[(self.last as usize + 1) % 8] = 2.0;
+    ///         Ok(())
+    ///     }
+    ///     fn reset(&mut self) { self.last = 0; }
+    /// }
+    ///
+    /// let options = GenerateOptions::builder(6).seed(3).build()?;
+    /// let mut generator = Generator::new(Pipeline::new(), Categorical::new(), options.clone());
+    /// let mut model = Toy { last: 0 };
+    /// let mut row = vec![0.0; 8];
+    /// generator.begin::<std::convert::Infallible>(8, &[1, 2], false)?;
+    /// let mut tokens = Vec::new();
+    /// while generator.is_running() {
+    ///     model.forward(generator.pending_input(), &mut row)?;
+    ///     tokens.push(generator.step_row::<std::convert::Infallible>(&mut row, None)?.token);
+    /// }
+    /// // The same tokens as the generator's own loop:
+    /// let alone = Generator::new(Pipeline::new(), Categorical::new(), options)
+    ///     .generate(&mut Toy { last: 0 }, &[1, 2])?;
+    /// assert_eq!(tokens, alone.tokens);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin<E>(
+        &mut self,
+        vocab_size: usize,
+        prompt: &[TokenId],
+        with_text: bool,
+    ) -> Result<(), GenerateError<E>> {
+        self.prepare(vocab_size, prompt, with_text, false)
+    }
+
+    /// Whether the run started by [`Generator::begin`] goes on (it has not
+    /// finished and no step failed).
+    pub fn is_running(&self) -> bool {
+        !self.seq.is_over()
+    }
+
+    /// The ids the model has not been fed yet: the whole prompt before the
+    /// first step, then the id the latest step generated.
+    pub fn pending_input(&self) -> &[TokenId] {
+        self.seq.pending_input()
+    }
+
+    /// One step of a run started by [`Generator::begin`], on the model's
+    /// `row` of scores after [`Generator::pending_input`] (processed in
+    /// place): the token, the text it releases, its log-probabilities when
+    /// requested, and on the last step why the run stopped.
+    ///
+    /// # Errors
+    ///
+    /// A processor's or the sampler's error ([`GenerateError::Decoding`]),
+    /// [`GenerateError::UnknownToken`] from the detokenizer; the run is over
+    /// then. Stepping a run that is over is [`GenerateError::Decoding`] too.
+    pub fn step_row<E>(
+        &mut self,
+        row: &mut [f32],
+        detokenizer: Option<&dyn Detokenizer>,
+    ) -> Result<Step, GenerateError<E>> {
+        let step = self.seq.generated_len();
+        if self.seq.is_over() {
+            return Err(GenerateError::Decoding {
+                step,
+                source: crate::Error::invalid("step", "a step of a running run", "a finished run"),
+            });
+        }
+        let o = self.step_on_row(row, detokenizer)?;
+        Ok(Step {
+            index: o.index,
+            token: o.token,
+            text: self.seq.text_slice(o.text).to_owned(),
+            logprobs: o.logprobs,
+            finish_reason: o.finish,
+        })
+    }
+
     /// One step of a batched run on a row the batch driver filled.
     pub(crate) fn step_on_row<E>(
         &mut self,
@@ -364,10 +474,6 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
 
     pub(crate) fn fail(&mut self) {
         self.seq.fail();
-    }
-
-    pub(crate) fn pending_input(&self) -> &[TokenId] {
-        self.seq.pending_input()
     }
 
     pub(crate) fn generated_len(&self) -> usize {
