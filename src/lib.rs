@@ -1,32 +1,82 @@
 //! Text-generation decoding strategies for any language model.
 //!
-//! `decoding` turns a model's next-token scores (logits) into tokens. It
-//! provides:
+//! `decoding` turns a model's next-token scores (logits) into tokens. One
+//! decoding step, and the loop around it:
 //!
-//! - [`LogitsProcessor`]: one step's score transformation (temperature,
-//!   top-k, top-p, min-p, typical, penalties, biases, bans, ...), composable
-//!   statically ([`LogitsProcessorExt::then`], tuples) or at run time
-//!   ([`Pipeline`]). See [`processors`] for the full list and how each maps
-//!   to Hugging Face transformers.
-//! - [`Sampler`]: the terminal choice ([`sampler::Greedy`],
-//!   [`sampler::Categorical`]), with the log-probability of the chosen token.
-//! - [`Scores`]: the step representation. Truncations shrink a live set
-//!   instead of masking the whole vocabulary, so later stages work only on
-//!   the survivors.
-//! - [`Generator`]: the generation loop over any [`LanguageModel`] (fed
-//!   only the new tokens, so a KV cache does incremental work), with stop
-//!   conditions, streaming, log-probabilities and batches
-//!   ([`generate_batch`]); [`Generator::beam_search`] (transformers'
-//!   beam search, for a [`BeamLanguageModel`]) and
-//!   [`Generator::generate_speculative`] (a draft model proposes, the target
-//!   verifies; for [`RewindableModel`]s).
-//! - [`speculative_accept`]: the acceptance rule of speculative sampling on
-//!   its own, for engines that run their own loop.
-//! - A portable seeded RNG ([`rng_from_seed`]) so a seed fixes the tokens
-//!   on every platform.
-//! - [`config`]: pipelines built from a model's `generation_config.json`
-//!   (exactly as transformers builds them), from OpenAI-style request
-//!   parameters, or as a llama.cpp-style chain.
+//! ```text
+//!                 prompt
+//!                   │
+//!                   ▼
+//!   ┌──▶ LanguageModel::forward(tokens new since the last call)
+//!   │               │ logits: &mut [f32]
+//!   │               ▼
+//!   │    Scores: the dense row + the live set of survivors
+//!   │               │
+//!   │               ▼
+//!   │    LogitsProcessor stages (a Pipeline: penalties, temperature, top-k, top-p, ...)
+//!   │               │
+//!   │               ▼
+//!   │    Sampler (Greedy | Categorical) ──▶ Sampled { token, logprob }
+//!   │               │
+//!   │               ▼
+//!   └─── Generator state: history, processors' accept, stop checks ──▶ Generation
+//! ```
+//!
+//! 1. A [`LanguageModel`] writes one row of logits for the tokens appended
+//!    since its last call (the whole prompt at first), so a KV-cached model
+//!    does only new work.
+//! 2. The row becomes [`Scores`]: the dense row plus a *live set*. A
+//!    truncation (top-k, top-p, min-p, ...) records its survivors instead
+//!    of writing `-inf` over the vocabulary, so every later stage and the
+//!    sampler touch only the survivors. [`Pipeline::process`] writes the
+//!    full processed row back (the row transformers would hold);
+//!    [`Pipeline::sample`] never does.
+//! 3. Each [`LogitsProcessor`] transforms the scores in place, seeing the
+//!    token history ([`Context`]: prompt + generated). Processors are object
+//!    safe (`Box<dyn LogitsProcessor>`), compose statically
+//!    ([`LogitsProcessorExt::then`], tuples, `Option`) and at run time
+//!    ([`Pipeline`]), and may carry state ([`LogitsProcessor::accept`],
+//!    [`LogitsProcessor::reset`]).
+//! 4. A [`Sampler`] chooses the token: [`sampler::Greedy`] (ties → lowest
+//!    id) or [`sampler::Categorical`] (inverse CDF over f64 block sums, one
+//!    uniform per token scaled by the actual total, never a token of
+//!    probability 0). Both return the token's log-probability under the
+//!    processed distribution ([`Sampled`]).
+//! 5. The [`Generator`] appends the token, tells the processors
+//!    ([`LogitsProcessor::accept`]), checks the stop conditions (EOS ids,
+//!    stop sequences and strings, lengths) and feeds the token back; or
+//!    runs [`Generator::beam_search`] (for a [`BeamLanguageModel`]) or
+//!    [`Generator::generate_speculative`] (a draft model proposes, the
+//!    target verifies; for [`RewindableModel`]s).
+//!
+//! **Errors** are one `thiserror` enum, [`Error`] (and [`GenerateError`],
+//! which adds the model's own error and the step). Parameters are checked
+//! when a processor is built (`TopP::new(1.5)` is an error); NaN or `+inf`
+//! logits, an empty row and an all-masked row are errors naming the index,
+//! never a panic and never a silent token 0. **Reproducible**:
+//! [`rng_from_seed`] is ChaCha8 (`rand::rngs::ChaCha8Rng`) with `rand_core`'s
+//! portable `seed_from_u64`; a seed fixes the tokens on every platform
+//! (pinned by `tests/sampling.rs::value_stability`).
+//!
+//! # Module map
+//!
+//! | where | what |
+//! |---|---|
+//! | [`processors`] | the processors, one per file, and the table of their exact semantics |
+//! | [`sampler`] | [`Sampler`], [`sampler::Greedy`], [`sampler::Categorical`] |
+//! | `scores`, `context` | [`Scores`] (row + live set), [`Context`] (the token history) |
+//! | `processor`, `chain`, `pipeline` | [`LogitsProcessor`] and its static ([`Chain`]) and run-time ([`Pipeline`]) composition |
+//! | `model` | [`LanguageModel`], [`RewindableModel`] |
+//! | `generator` | [`Generator`], its options, outputs, stop rules, streaming, batches, beam search and the speculative decoding loop |
+//! | `speculative` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
+//! | [`config`] | pipelines built from `generation_config.json` (exactly as transformers builds them), OpenAI-style requests, llama.cpp chains |
+//! | `rng` | [`rng_from_seed`], the portable seeded generator |
+//! | `math` | the shared kernels: maxima and row checks, softmax normalizers, selection |
+//!
+//! Beyond the API docs: `docs/generation.md` (the loop, beam search and
+//! speculative decoding), `docs/guarantees.md` (the promises and the tests
+//! that hold them) and `docs/benchmarks.md` (methods and figures), in the
+//! repository.
 //!
 //! # Quick start
 //!
@@ -50,12 +100,6 @@
 //! assert!(step.token == 318 || step.token == 373);
 //! # Ok::<(), decoding::Error>(())
 //! ```
-//!
-//! # Bad input
-//!
-//! Parameters are checked when a processor is built. NaN or `+inf` logits,
-//! an empty row and a row where every token is masked are errors
-//! ([`Error`]), never a panic and never a silent token 0.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -106,3 +150,8 @@ pub type TokenId = u32;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/generation.md`, compiled and run as doc tests.
+#[doc = include_str!("../docs/generation.md")]
+#[cfg(doctest)]
+pub struct GenerationGuideDoctests;

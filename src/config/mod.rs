@@ -16,8 +16,10 @@
 //!   top-k, windowed penalties) and its newer samplers: top-nσ, XTC,
 //!   dynamic temperature, Mirostat 2.0 and DRY.
 //!
-//! Reading and writing JSON needs the `serde` feature (on by default); the
-//! structs and the building do not.
+//! Reading and writing JSON (`from_json`, `from_file`, serde's
+//! `Deserialize` and `Serialize`) needs the `serde` feature (on by
+//! default); the structs and the building work without it
+//! (`default-features = false`).
 //!
 //! # transformers' `generate`, stage for stage
 //!
@@ -122,6 +124,44 @@
 //! draw; with `mirostat = 2`, the logit bias, a plain temperature and
 //! Mirostat 2.0 only.
 //!
+//! llama.cpp's newer samplers have llama.cpp's names and defaults (all
+//! off):
+//!
+//! | field(s) | llama.cpp default | stage |
+//! |---|---|---|
+//! | `top_n_sigma` | `-1` (`<= 0` is off) | [`TopNSigma`](crate::processors::TopNSigma) |
+//! | `xtc_probability`, `xtc_threshold` | `0`, `0.1` | [`Xtc`](crate::processors::Xtc), seeded with the run's seed |
+//! | `dynatemp_range`, `dynatemp_exponent` | `0`, `1` | the temperature stage becomes [`DynamicTemperature`](crate::processors::DynamicTemperature) |
+//! | `mirostat`, `mirostat_tau`, `mirostat_eta` | `0`, `5`, `0.1` | `2`: temperature then [`MirostatV2`](crate::processors::MirostatV2), instead of the whole chain; `1` (Mirostat 1.0) is an error |
+//! | `dry_multiplier`, `dry_base`, `dry_allowed_length`, `dry_penalty_last_n`, `dry_sequence_breakers` | `0`, `1.75`, `2`, `64`, `["\n", ":", "\"", "*"]` | [`Dry`](crate::processors::Dry) |
+//!
+//! DRY's breakers are strings and the processor takes token ids: give the
+//! ids, or resolve the strings with your tokenizer (llama.cpp counts every
+//! token whose text contains a breaker):
+//!
+//! ```
+//! use decoding::config::LlamaCppSampling;
+//!
+//! let vocab = ["Once", " upon", "\n", ":", "\n\n", " a"]; // your tokenizer's pieces
+//! let preset = LlamaCppSampling { dry_multiplier: 0.8, xtc_probability: 0.5, ..LlamaCppSampling::default() }
+//!     .resolve_dry_breakers(|breaker| {
+//!         (0..vocab.len() as u32).filter(|&id| vocab[id as usize].contains(breaker)).collect()
+//!     });
+//! assert_eq!(
+//!     preset.build()?.to_string(),
+//!     "Dry(multiplier=0.8, base=1.75, allowed_length=2, last_n=64, breakers=3) -> TopK(k=40, exact) \
+//!      -> TopP(0.95) -> MinP(0.05) -> Xtc(probability=0.5, threshold=0.1) -> Temperature(0.8) => Categorical"
+//! );
+//! # Ok::<(), decoding::Error>(())
+//! ```
+//!
+//! # How it is tested
+//!
+//! `tests/config.rs` checks the plans against the processor lists
+//! transformers itself builds (fixtures from `scripts/hf_config_fixtures.py`);
+//! `tests/config_samplers.rs` checks the llama.cpp mappings on hand-computed
+//! rows; `tests/config_beams.rs` checks the beam-search plans.
+//!
 //! # Example
 //!
 //! ```
@@ -143,6 +183,21 @@
 //! let plan = config.build_with(HiddenDefaults::TRANSFORMERS.without_top_k())?;
 //! assert_eq!(plan.to_string(), "Temperature(0.6) -> TopP(0.9) => Categorical");
 //! assert_eq!(plan.generate_options(96, 0)?.max_new_tokens(), 4000);
+//! # Ok::<(), decoding::Error>(())
+//! ```
+//!
+//! A model's file, merged with a user's settings (the user's fields win):
+//!
+//! ```
+//! # #[cfg(feature = "serde")] {
+//! use decoding::config::GenerationConfig;
+//!
+//! let model = GenerationConfig::from_json(r#"{"do_sample": true, "temperature": 0.6,
+//!     "top_p": 0.9, "eos_token_id": [128001, 128009], "max_length": 4096}"#)?;
+//! let user = GenerationConfig { max_new_tokens: Some(128), ..GenerationConfig::default() };
+//! let plan = model.merge(&user).build()?;
+//! assert_eq!(plan.to_string(), "Temperature(0.6) -> TopK(k=50) -> TopP(0.9) => Categorical");
+//! # }
 //! # Ok::<(), decoding::Error>(())
 //! ```
 
