@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::extensions::{self, Extensions};
-use super::plan::{PlanBuilder, base_options};
+use super::plan::PlanBuilder;
 use super::transformers::Extras;
 use super::{DecodingPlan, LengthLimit};
 use crate::processors::{LogitBias, MinP, Temperature, TopK, TopP, Typical, WindowedPenalties};
@@ -471,7 +471,7 @@ impl LlamaCppSampling {
             && self.samplers.contains(&LlamaCppStage::Temperature);
         let length = LengthLimit::NewTokens(self.max_new_tokens);
         let extras = Extras { seed: Some(self.seed), ..Extras::default() };
-        let options = base_options(length, &self.eos_token_ids, &extras)?;
+        let options = extras.options(length, &self.eos_token_ids)?;
         Ok(b.finish(t == 0.0 && !dynamic, options, length, 1))
     }
 }

@@ -201,6 +201,10 @@
 //! # Ok::<(), decoding::Error>(())
 //! ```
 
+// The files depend one way: the readers (`generation_config`, `openai`,
+// `llama_cpp`, with `eos`, `hidden_defaults` and `json`) call the stage
+// builders (`transformers`, `extensions`), which push stages into the plan
+// builder (`plan`), which holds the `Pipeline`.
 mod eos;
 mod extensions;
 mod generation_config;

@@ -295,22 +295,3 @@ impl PlanBuilder {
         }
     }
 }
-
-/// The base options: `max_new_tokens` for an empty prompt, EOS ids, stop
-/// strings, log-probabilities and the seed.
-pub(crate) fn base_options(
-    length: LengthLimit,
-    eos: &[crate::TokenId],
-    extras: &super::transformers::Extras,
-) -> Result<GenerateOptions, Error> {
-    let mut b = GenerateOptions::builder(length.max_new_tokens(0)?)
-        .eos_tokens(eos.iter().copied())
-        .stop_strings(extras.stop_strings.iter().cloned());
-    if let Some(mode) = extras.logprobs {
-        b = b.logprobs(mode).top_logprobs(extras.top_logprobs);
-    }
-    if let Some(seed) = extras.seed {
-        b = b.seed(seed);
-    }
-    b.build()
-}

@@ -1,14 +1,14 @@
 //! transformers' `_get_logits_processor`, stage for stage.
 
 use super::extensions::Extensions;
-use super::plan::{PlanBuilder, base_options};
+use super::plan::PlanBuilder;
 use super::{DecodingPlan, GenerationConfig, HiddenDefaults, LengthLimit};
 use crate::processors::{
     BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, LogitBias, MinLength, MinNewTokens, MinP,
     NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
     SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
-use crate::{BeamSearch, DEFAULT_SEED, Error, LogprobMode, TokenId};
+use crate::{BeamSearch, DEFAULT_SEED, Error, GenerateOptions, LogprobMode, TokenId};
 
 /// What an OpenAI-style request adds to a generation config.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,27 @@ pub(crate) struct Extras {
     /// llama.cpp's newer samplers (llama-server's extra request fields);
     /// the default has them all off.
     pub(crate) samplers: Extensions,
+}
+
+impl Extras {
+    /// The base options: `max_new_tokens` for an empty prompt, the EOS
+    /// ids, and the stop strings, log-probabilities and seed of `self`.
+    pub(crate) fn options(
+        &self,
+        length: LengthLimit,
+        eos: &[TokenId],
+    ) -> Result<GenerateOptions, Error> {
+        let mut b = GenerateOptions::builder(length.max_new_tokens(0)?)
+            .eos_tokens(eos.iter().copied())
+            .stop_strings(self.stop_strings.iter().cloned());
+        if let Some(mode) = self.logprobs {
+            b = b.logprobs(mode).top_logprobs(self.top_logprobs);
+        }
+        if let Some(seed) = self.seed {
+            b = b.seed(seed);
+        }
+        b.build()
+    }
 }
 
 /// Builds the stages in the order of transformers 5.x
@@ -169,7 +190,7 @@ pub(crate) fn build(
     if let Some(stops) = &cfg.stop_strings {
         extras.stop_strings.splice(0..0, stops.iter().cloned());
     }
-    let options = base_options(length, eos, &extras)?;
+    let options = extras.options(length, eos)?;
     match beams {
         // One search returns the `num_return_sequences` hypotheses.
         Some(search) => Ok(b.finish(!do_sample, options, length, 1).with_beam_search(search)),
