@@ -68,7 +68,7 @@
 //! | `processor`, `chain`, `pipeline` | [`LogitsProcessor`] and its static ([`Chain`]) and run-time ([`Pipeline`]) composition |
 //! | `model` | [`LanguageModel`], [`RewindableModel`] |
 //! | `generator` | [`Generator`], its options, outputs, stop rules, streaming, batches, beam search and the speculative decoding loop |
-//! | `speculative` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
+//! | `speculative_acceptance` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
 //! | [`config`] | pipelines built from `generation_config.json` (exactly as transformers builds them), OpenAI-style requests, llama.cpp chains |
 //! | `rng` | [`rng_from_seed`], the portable seeded generator |
 //! | `math` | the shared kernels: maxima and row checks, softmax normalizers, selection |
@@ -119,7 +119,7 @@ mod pipeline;
 mod processor;
 mod rng;
 mod scores;
-mod speculative;
+mod speculative_acceptance;
 
 pub mod config;
 pub mod processors;
@@ -141,7 +141,7 @@ pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
 pub use self::rng::{DecodingRng, rng_from_seed, unit_f64};
 pub use self::sampler::{Sampled, Sampler};
 pub use self::scores::Scores;
-pub use self::speculative::{Speculation, speculative_accept};
+pub use self::speculative_acceptance::{Speculation, speculative_accept};
 
 /// A token id, as tokenizers and model heads number them.
 pub type TokenId = u32;

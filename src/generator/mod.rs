@@ -11,7 +11,7 @@ mod logprobs;
 mod options;
 mod output;
 mod sequence;
-mod speculative;
+mod speculative_decoding;
 mod stop;
 mod stream;
 mod text;
@@ -26,7 +26,7 @@ pub use self::detokenizer::{Detokenizer, UnknownToken};
 pub use self::error::GenerateError;
 pub use self::options::{DEFAULT_SEED, GenerateOptions, GenerateOptionsBuilder, LogprobMode};
 pub use self::output::{FinishReason, Generation, Step, TokenLogprobs, TopLogprob};
-pub use self::speculative::{SpeculativeOptions, SpeculativeStats, Verification};
+pub use self::speculative_decoding::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::stream::Stream;
 
 use self::sequence::{Outcome, Sequence};
@@ -122,7 +122,7 @@ pub struct Generator<P = Pipeline, S = Categorical> {
     row: Vec<f32>,
     seq: Sequence,
     /// Speculative runs' buffers and statistics (empty until the first).
-    speculative: speculative::SpeculativeScratch,
+    speculative: speculative_decoding::SpeculativeScratch,
 }
 
 impl<P, S> Generator<P, S> {

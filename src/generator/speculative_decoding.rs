@@ -1,5 +1,6 @@
-//! Speculative decoding: a draft model proposes tokens, the target model
-//! checks them all in one call.
+//! The speculative decoding loop: a draft model proposes tokens, the target
+//! model checks them all in one call. The rule that accepts or replaces
+//! each drafted token is `speculative_acceptance`.
 
 use super::detokenizer::Detokenizer;
 use super::logprobs::{logprob, processed_normalizer};
