@@ -107,7 +107,10 @@ pub(crate) fn top_candidates(
 }
 
 /// Collects into `out` (cleared first) every live token with
-/// `cut <= x - m < below`, in live-set order (id order before truncation).
+/// `cut <= x - m` and `x < below`, in live-set order (id order before
+/// truncation). The upper bound is a score, not a difference: scores below
+/// `below` whose differences to `m` round to the same value are still told
+/// apart from those at `below`.
 ///
 /// On a dense row, 8 scores at a time are tested with a vectorizable
 /// comparison; a chunk with a hit is gathered branch-free (every entry is
@@ -122,10 +125,7 @@ pub(crate) fn gather_between(
 ) {
     out.clear();
     let values = scores.values();
-    let inside = |x: f32| {
-        let d = x - m;
-        d >= cut && d < below
-    };
+    let inside = |x: f32| x - m >= cut && x < below;
     if let Some(ids) = scores.live_ids() {
         out.extend(ids.iter().map(|&id| (values[id as usize], id)).filter(|e| inside(e.0)));
         return;

@@ -184,7 +184,9 @@ impl LogitsProcessor for TopP {
         // when the token right after them is already removed.
         let head = FIRST_ROUND.max(keep);
         let m = softmax.max();
-        // The lowest score of the first round (as `x - max`) and its mass.
+        // The lowest score of the first round, as `x - max` and as a score,
+        // and its mass. The second round gathers by score below it: many
+        // scores can share the difference of the lowest one.
         let mut first = None;
         if n_live > head {
             let cands = &mut self.head;
@@ -214,7 +216,7 @@ impl LogitsProcessor for TopP {
                 scores.set_live(cands.iter().map(|e| e.1), true);
                 return Ok(());
             }
-            first = cands.last().map(|e| (e.0 - m, prefix));
+            first = cands.last().map(|e| (e.0 - m, e.0, prefix));
         }
 
         // A token of weight w with w / z < threshold / (n_live - 1) has a
@@ -223,7 +225,7 @@ impl LogitsProcessor for TopP {
         // excluding the maximum).
         let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
         let bound = bound.min(0.0) as f32;
-        let Some((lowest, head_mass)) = first else {
+        let Some((lowest, lowest_score, head_mass)) = first else {
             self.walk_above(scores, &softmax, bound, head, keep, removed);
             return Ok(());
         };
@@ -255,7 +257,7 @@ impl LogitsProcessor for TopP {
                 2.0 * width.max(0.5)
             };
             let cut = (lower.0 - step.clamp(0.125, 16.0)).max(bound);
-            gather_between(scores, m, cut, lowest, &mut self.candidates);
+            gather_between(scores, m, cut, lowest_score, &mut self.candidates);
             let bucket = bucketing(m, lowest, cut, BUCKETS);
             masses = [0.0; BUCKETS];
             for e in self.candidates.iter() {
@@ -594,6 +596,66 @@ mod tests {
             let mut ids = scores.live_ids().unwrap().to_vec();
             ids.sort_unstable();
             assert_eq!(ids, expected, "live set, a = {a}");
+        }
+    }
+
+    /// The naive nucleus of a dense row, as documented: a full sort (score
+    /// descending, the higher id first), weights `exp(x - max)` in f32, tails
+    /// summed in f64 from the bottom, `f32(tail) <= f32(1 - p)` removes.
+    fn naive_nucleus(row: &[f32], p: f64) -> Vec<TokenId> {
+        let m = row.iter().copied().fold(NEG, f32::max);
+        let mut order: Vec<TokenId> = (0..row.len() as TokenId).collect();
+        order.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(b.cmp(&a)));
+        let w: Vec<f64> = order.iter().map(|&i| f64::from((row[i as usize] - m).exp())).collect();
+        let z: f64 = w.iter().sum();
+        let threshold = (1.0 - p) as f32;
+        let mut tail = z;
+        let mut n = order.len();
+        for (i, &wi) in w.iter().enumerate() {
+            if i >= 1 && ((tail / z) as f32) <= threshold {
+                n = i;
+                break;
+            }
+            tail -= wi;
+        }
+        order.truncate(n);
+        order
+    }
+
+    #[test]
+    fn scores_that_collide_after_subtracting_the_maximum_are_not_lost() {
+        // Issue 13, defect 3: x0 = 1, xi = i·1e-11. Every xi - 1 rounds to
+        // -1 in f32, so the 999 small tokens weigh the same, yet they rank by
+        // score. The nucleus for p = 0.5 is x0 and the 499 best of them
+        // (transformers: 500 tokens, mass 0.5009); the second round used to
+        // compare the rounded difference and kept 256 (mass 0.257).
+        let row: Vec<f32> =
+            std::iter::once(1.0).chain((1..1000).map(|i| i as f32 * 1e-11)).collect();
+        let kept = survivors(&mut top_p(0.5), &row);
+        let mut expected: Vec<TokenId> = std::iter::once(0).chain(501..1000).collect();
+        expected.sort_unstable();
+        assert_eq!(kept.len(), 500);
+        assert_eq!(kept, expected);
+        let z = 1f64.exp() + 999.0;
+        let mass = (1f64.exp() + 499.0) / z;
+        assert!((mass - 0.5009).abs() < 1e-4, "{mass}");
+    }
+
+    #[test]
+    fn consecutive_floats_keep_a_prefix_of_the_ranking() {
+        // Issue 13, defect 3: x0 = 10 and 3000 consecutive f32 values from
+        // 3.0; their differences to 10 collide in pairs. The kept set must be
+        // the best tokens by score, as many as the documented walk keeps.
+        let row: Vec<f32> = std::iter::once(10.0)
+            .chain((0..3000u32).map(|j| f32::from_bits(3.0f32.to_bits() + j)))
+            .collect();
+        for p in [0.5, 0.9, 0.99] {
+            let kept = survivors(&mut top_p(p as f32), &row);
+            let mut expected = naive_nucleus(&row, p);
+            expected.sort_unstable();
+            assert_eq!(kept, expected, "p = {p}");
+            // Past the first round of 256 candidates: the second round ran.
+            assert!(kept.len() > 256, "p = {p}: {}", kept.len());
         }
     }
 
