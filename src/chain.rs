@@ -50,4 +50,7 @@ impl<A: LogitsProcessor, B: LogitsProcessor> LogitsProcessor for Chain<A, B> {
         self.first.reset();
         self.second.reset();
     }
+    fn is_complete(&self) -> bool {
+        self.first.is_complete() || self.second.is_complete()
+    }
 }

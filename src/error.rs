@@ -43,6 +43,14 @@ pub enum Error {
     /// at all: the constraint cannot be satisfied at this step.
     #[error("the allowed-tokens constraint allows no token at this step")]
     NoAllowedToken,
+    /// A grammar constraint's engine failed during a step (see
+    /// `structured::Constraint`, feature `structured`): a token outside the
+    /// grammar in the history, or a parser that gave up.
+    #[error("the grammar engine failed: {message}")]
+    Constraint {
+        /// The engine's message.
+        message: String,
+    },
     /// A row or a buffer does not have the vocabulary size it must have.
     #[error("vocabulary size mismatch: expected {expected}, got {actual}")]
     VocabSizeMismatch {

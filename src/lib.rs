@@ -124,6 +124,8 @@ mod speculative_acceptance;
 pub mod config;
 pub mod processors;
 pub mod sampler;
+#[cfg(feature = "structured")]
+pub mod structured;
 
 pub use self::chain::Chain;
 pub use self::context::Context;

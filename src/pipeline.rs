@@ -388,6 +388,9 @@ impl LogitsProcessor for Pipeline {
     fn reset(&mut self) {
         Pipeline::reset(self)
     }
+    fn is_complete(&self) -> bool {
+        self.stages.iter().any(|stage| stage.is_complete())
+    }
 }
 
 impl fmt::Debug for Pipeline {

@@ -69,6 +69,17 @@ pub trait LogitsProcessor: std::fmt::Debug {
 
     /// Forgets all per-sequence state, ready for a new prompt.
     fn reset(&mut self) {}
+
+    /// Whether the sequence is complete as far as this processor is
+    /// concerned, after the tokens accepted so far: no token may follow (a
+    /// grammar whose output has ended). The [`Generator`](crate::Generator)
+    /// checks it after each accepted token and stops with
+    /// [`FinishReason::Constraint`](crate::FinishReason::Constraint).
+    /// Composites (tuples, chains, pipelines) are complete when any stage
+    /// is. `false` for every processor that does not constrain structure.
+    fn is_complete(&self) -> bool {
+        false
+    }
 }
 
 /// Combinators available on every [`LogitsProcessor`].
@@ -100,6 +111,9 @@ impl<P: LogitsProcessor + ?Sized> LogitsProcessor for Box<P> {
     fn reset(&mut self) {
         (**self).reset()
     }
+    fn is_complete(&self) -> bool {
+        (**self).is_complete()
+    }
 }
 
 impl<P: LogitsProcessor + ?Sized> LogitsProcessor for &mut P {
@@ -111,6 +125,9 @@ impl<P: LogitsProcessor + ?Sized> LogitsProcessor for &mut P {
     }
     fn reset(&mut self) {
         (**self).reset()
+    }
+    fn is_complete(&self) -> bool {
+        (**self).is_complete()
     }
 }
 
@@ -131,6 +148,9 @@ impl<P: LogitsProcessor> LogitsProcessor for Option<P> {
         if let Some(p) = self {
             p.reset()
         }
+    }
+    fn is_complete(&self) -> bool {
+        self.as_ref().is_some_and(|p| p.is_complete())
     }
 }
 
@@ -160,6 +180,11 @@ macro_rules! tuple_processor {
             fn reset(&mut self) {
                 let ($($name,)+) = self;
                 $($name.reset();)+
+            }
+            #[allow(non_snake_case)]
+            fn is_complete(&self) -> bool {
+                let ($($name,)+) = self;
+                false $(|| $name.is_complete())+
             }
         }
     };

@@ -393,12 +393,23 @@ impl<'o> Run<'o> {
         let fed = if step == 0 { 1 } else { self.running.len() };
         for (j, beam) in self.running.iter().enumerate().take(fed) {
             let row = &mut self.rows[j * self.v..j * self.v + n];
+            if beam.score == f32::NEG_INFINITY {
+                // A dead beam (kept only to fill the width when fewer
+                // continuations had a finite score) has no continuation of
+                // finite score: its row is not processed, so a processor
+                // never sees a history it ruled out (a grammar constraint
+                // would reject it).
+                row.fill(f32::NEG_INFINITY);
+                continue;
+            }
             log_softmax(row)?;
             let mut scores = Scores::new(row, &mut self.live);
             o.mask_early_eos(step, scores.values_mut());
             processor.process(&Context::new(&beam.tokens, self.prompt_len)?, &mut scores)?;
-            // Outside the live set the row is -inf already (the invariant
-            // of `Scores`), so the dense row is the processed one.
+            // The candidates are read from the dense row: a truncation
+            // (top-k, an allowed-tokens mask) only shrank the live set, so
+            // the removed tokens are written out as -inf.
+            scores.densify();
         }
         let last = step + 1 >= o.max_new_tokens();
         if self.search.samples() {
@@ -436,8 +447,8 @@ impl<'o> Run<'o> {
                     }
                 }
             }
-            // A processor masked every token of this beam.
-            if row_max == f32::NEG_INFINITY {
+            // A processor masked every token of this (live) beam.
+            if row_max == f32::NEG_INFINITY && s > f32::NEG_INFINITY {
                 return Err(Error::AllMasked);
             }
         }
@@ -460,10 +471,10 @@ impl<'o> Run<'o> {
             let r = if step == 0 { 0 } else { j };
             let row = &self.rows[r * self.v..r * self.v + n];
             let row_max = crate::math::max(row);
-            if row_max == f32::NEG_INFINITY {
+            let s = beam.score;
+            if row_max == f32::NEG_INFINITY && s > f32::NEG_INFINITY {
                 return Err(Error::AllMasked);
             }
-            let s = beam.score;
             m = m.max(row_max + s);
             self.weights.extend(row.iter().map(|&x| x + s));
         }

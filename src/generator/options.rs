@@ -67,7 +67,10 @@ pub const DEFAULT_SEED: u64 = 0;
 ///    begins (the stop string is not part of it); when several occur, the
 ///    one that starts first wins, then the one listed first. The ids keep
 ///    every generated token, including the one that completed the match;
-/// 4. `max_new_tokens` tokens were generated ([`FinishReason::Length`]).
+/// 4. the processor's constraint is complete
+///    ([`FinishReason::Constraint`]: a grammar whose output has ended, see
+///    [`LogitsProcessor::is_complete`](crate::LogitsProcessor::is_complete));
+/// 5. `max_new_tokens` tokens were generated ([`FinishReason::Length`]).
 ///
 /// `max_new_tokens = 0` is valid: the run calls the model zero times and
 /// returns no token.
@@ -117,6 +120,7 @@ pub const DEFAULT_SEED: u64 = 0;
 /// [`FinishReason::StopSequence`]: crate::FinishReason::StopSequence
 /// [`FinishReason::StopString`]: crate::FinishReason::StopString
 /// [`FinishReason::Length`]: crate::FinishReason::Length
+/// [`FinishReason::Constraint`]: crate::FinishReason::Constraint
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
     max_new_tokens: usize,

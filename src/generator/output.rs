@@ -24,6 +24,10 @@ pub enum FinishReason {
         /// Its index in [`GenerateOptions::stop_strings`](crate::GenerateOptions::stop_strings).
         index: usize,
     },
+    /// The processor's constraint is complete: the output is a whole valid
+    /// one that no token can extend (a grammar that has ended; see
+    /// [`LogitsProcessor::is_complete`](crate::LogitsProcessor::is_complete)).
+    Constraint,
 }
 
 /// One entry of a top-N list: a token and its log-probability (natural log).

@@ -285,6 +285,8 @@ impl Sequence {
         {
             cut = Some(start);
             Some(FinishReason::StopString { index })
+        } else if processor.is_complete() {
+            Some(FinishReason::Constraint)
         } else if step + 1 >= options.max_new_tokens() {
             Some(FinishReason::Length)
         } else {

@@ -118,6 +118,60 @@ impl TokenBitmask {
         &mut self.words
     }
 
+    /// Loads a bitmask of 32-bit words (bit `id % 32` of word `id / 32`,
+    /// the layout of llguidance, XGrammar and outlines), keeping only the
+    /// tokens below `limit` (and below `V`): one pass over the words, no
+    /// allocation.
+    ///
+    /// ```
+    /// use decoding::processors::TokenBitmask;
+    ///
+    /// let mut mask = TokenBitmask::new(100);
+    /// mask.load_u32_words(&[0b1010, 0, 1 << 2], 70);
+    /// assert_eq!(mask.iter().collect::<Vec<_>>(), [1, 3, 66]);
+    /// mask.load_u32_words(&[0b1010, 0, 1 << 2], 66);
+    /// assert_eq!(mask.iter().collect::<Vec<_>>(), [1, 3]);
+    /// ```
+    pub fn load_u32_words(&mut self, words: &[u32], limit: usize) {
+        let limit = limit.min(self.len);
+        let full = limit / 64;
+        let word = |i: usize| words.get(i).copied().unwrap_or(0) as u64;
+        for (i, w) in self.words.iter_mut().enumerate() {
+            *w = if i <= full { word(2 * i) | word(2 * i + 1) << 32 } else { 0 };
+        }
+        let tail = limit % 64;
+        if let Some(w) = self.words.get_mut(full) {
+            *w &= (1u64 << tail).wrapping_sub(1);
+        }
+    }
+
+    /// Removes from the live set of `scores` every token not in the set:
+    /// the masking step of every constraint. Allowed tokens keep their
+    /// scores; the live set keeps its order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoAllowedToken`] when the set is empty,
+    /// [`Error::AllMasked`] when every token of the set is already masked
+    /// (`-inf`, or outside the live set). A masked token is never revived.
+    pub fn restrict(&self, scores: &mut Scores<'_>) -> Result<(), Error> {
+        if self.is_empty() {
+            return Err(Error::NoAllowedToken);
+        }
+        if scores.is_truncated() {
+            scores.retain(|id, _| self.contains(id));
+        } else {
+            let v = scores.vocab_size();
+            scores.set_live(self.iter().filter(|&id| (id as usize) < v), false);
+        }
+        let mut any_finite = false;
+        scores.for_each_live(|_, x| any_finite |= x > f32::NEG_INFINITY);
+        if !any_finite {
+            return Err(Error::AllMasked);
+        }
+        Ok(())
+    }
+
     /// The words with the bits at or above `V` cleared.
     fn iter_words(&self) -> impl Iterator<Item = u64> + '_ {
         let tail = self.len % 64;
@@ -213,21 +267,7 @@ where
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.mask.reset(scores.vocab_size());
         (self.allowed)(ctx, &mut self.mask)?;
-        if self.mask.is_empty() {
-            return Err(Error::NoAllowedToken);
-        }
-        let mask = &self.mask;
-        if scores.is_truncated() {
-            scores.retain(|id, _| mask.contains(id));
-        } else {
-            scores.set_live(mask.iter(), false);
-        }
-        let mut any_finite = false;
-        scores.for_each_live(|_, x| any_finite |= x > f32::NEG_INFINITY);
-        if !any_finite {
-            return Err(Error::AllMasked);
-        }
-        Ok(())
+        self.mask.restrict(scores)
     }
 }
 
