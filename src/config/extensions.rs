@@ -58,6 +58,19 @@ impl Default for Extensions {
     }
 }
 
+/// Checks that a configuration number read as f64 and used as f32 is
+/// within f32's range: `1e39` would become `inf` (and `-1e39` `-inf`)
+/// when narrowed, a different value than the one written. NaN and the
+/// infinities are left to the field's own check.
+pub(crate) fn within_f32(name: &'static str, value: Option<f64>) -> Result<(), Error> {
+    match value {
+        Some(x) if x.is_finite() && (x as f32).is_infinite() => {
+            Err(Error::invalid(name, "within f32's range (magnitude at most 3.4028235e38)", x))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The ids of all the breakers, sorted and without repeats; empty strings
 /// are skipped, as llama.cpp skips them.
 pub(crate) fn breaker_ids(
@@ -80,7 +93,7 @@ impl Extensions {
         let unit = |name: &'static str, expected: &'static str, x: f32| {
             if (0.0..=1.0).contains(&x) { Ok(()) } else { Err(Error::invalid(name, expected, x)) }
         };
-        if self.top_n_sigma.is_nan() || self.top_n_sigma == f32::INFINITY {
+        if !self.top_n_sigma.is_finite() {
             return Err(Error::invalid(
                 "top_n_sigma",
                 "a finite number (<= 0 disables top-nσ)",
@@ -105,7 +118,7 @@ impl Extensions {
         non_negative("mirostat_tau", "finite and >= 0", self.mirostat_tau)?;
         non_negative("mirostat_eta", "finite and >= 0", self.mirostat_eta)?;
         non_negative("dry_multiplier", "finite and >= 0 (0 disables DRY)", self.dry_multiplier)?;
-        if !(self.dry_base < f32::INFINITY) {
+        if !self.dry_base.is_finite() {
             return Err(Error::invalid(
                 "dry_base",
                 "a finite number (below 1 disables DRY)",
@@ -125,6 +138,36 @@ impl Extensions {
                 "at least -1 (-1: the whole history, 0: off)",
                 self.dry_penalty_last_n,
             ));
+        }
+        Ok(())
+    }
+
+    /// Builds (and drops) every stage that is on, whether or not the chosen
+    /// mode runs it (Mirostat 2.0 skips the others; a `samplers` list may
+    /// leave some out), so a value that its stage would reject is an error
+    /// even where the stage is not used. `temperature` is the one the
+    /// dynamic temperature is centred on. DRY's breaker ids are not needed
+    /// here (they are checked where DRY is built).
+    pub(crate) fn check_stages(
+        &self,
+        temperature: f32,
+        min_keep: usize,
+        seed: u64,
+    ) -> Result<(), Error> {
+        self.validate()?;
+        let mut scratch = PlanBuilder::default();
+        self.push_top_n_sigma(&mut scratch)?;
+        self.push_xtc(&mut scratch, min_keep, seed)?;
+        if self.dynatemp() {
+            self.push_dynamic_temperature(&mut scratch, temperature)?;
+        }
+        self.push_mirostat(&mut scratch)?;
+        if self.dry_on() {
+            let dry =
+                Dry::new(self.dry_multiplier, self.dry_base, self.dry_allowed_length as usize)?;
+            if self.dry_penalty_last_n > 0 {
+                dry.penalty_last_n(self.dry_penalty_last_n as usize)?;
+            }
         }
         Ok(())
     }

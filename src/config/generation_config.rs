@@ -206,10 +206,28 @@ impl GenerationConfig {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming the first offending field and its
-    /// allowed range; for an [`UnsupportedSetting`], its key.
+    /// allowed range (NaN and the infinities are out of every range, and a
+    /// number beyond f32's range, which the stages would see as an
+    /// infinity, is out too); for an [`UnsupportedSetting`], its key.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(u) = self.unsupported.first() {
             return Err(Error::invalid(u.key, u.feature, &u.value));
+        }
+        for (name, v) in [
+            ("temperature", self.temperature),
+            ("top_p", self.top_p),
+            ("min_p", self.min_p),
+            ("typical_p", self.typical_p),
+            ("epsilon_cutoff", self.epsilon_cutoff),
+            ("eta_cutoff", self.eta_cutoff),
+            ("top_h", self.top_h),
+            ("repetition_penalty", self.repetition_penalty),
+            ("length_penalty", self.length_penalty),
+        ] {
+            super::extensions::within_f32(name, v)?;
+        }
+        for (_, bias) in self.sequence_bias.iter().flatten() {
+            super::extensions::within_f32("sequence_bias", Some(*bias))?;
         }
         let check =
             |name: &'static str, expected: &'static str, v: Option<f64>, ok: fn(f64) -> bool| {

@@ -363,12 +363,47 @@ impl LlamaCppSampling {
         }
     }
 
+    /// Checks every field against its domain whether or not the chosen
+    /// mode or the `samplers` list uses its stage: NaN is an error
+    /// everywhere, and a value that its stage would reject is an error even
+    /// when the stage is skipped (Mirostat 2.0 runs no penalties, top-k,
+    /// top-p, ...).
+    fn validate_every_field(
+        &self,
+        ext: &Extensions,
+        last_n: usize,
+        keep: usize,
+    ) -> Result<(), Error> {
+        let finite = |name: &'static str, expected: &'static str, x: f32| {
+            if x.is_finite() { Ok(()) } else { Err(Error::invalid(name, expected, x)) }
+        };
+        finite("top_p", "a finite number (>= 1 disables top-p)", self.top_p)?;
+        finite("min_p", "a finite number (<= 0 disables min-p)", self.min_p)?;
+        finite("typical_p", "a finite number (>= 1 disables typical sampling)", self.typical_p)?;
+        if self.top_p < 1.0 {
+            TopP::new(self.top_p)?.min_tokens_to_keep(keep)?;
+        }
+        if self.min_p > 0.0 {
+            MinP::new(self.min_p)?.min_tokens_to_keep(keep)?;
+        }
+        if self.typical_p < 1.0 {
+            Typical::new(self.typical_p)?.min_tokens_to_keep(keep)?;
+        }
+        let (r, f, p) = (self.repeat_penalty, self.frequency_penalty, self.presence_penalty);
+        WindowedPenalties::new(last_n, r, f, p)?;
+        if !self.logit_bias.is_empty() {
+            LogitBias::new(self.logit_bias.iter().copied())?;
+        }
+        ext.check_stages(self.temperature, keep, self.seed)
+    }
+
     /// Builds the plan.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] naming the field: `penalty_last_n < -1`,
-    /// a negative or non-finite `temperature`, `mirostat` other than 0 or 2
+    /// [`Error::InvalidParameter`] naming the field, whether or not its
+    /// stage runs in the chosen mode: `penalty_last_n < -1`, NaN or an
+    /// infinity in any float field, a negative or non-finite `temperature`, `mirostat` other than 0 or 2
     /// (1 included), the newer samplers' ranges (see the table), DRY on
     /// with breaker strings but no `dry_sequence_breaker_ids`
     /// (`dry_sequence_breakers`), and the processors' own range errors
@@ -394,8 +429,8 @@ impl LlamaCppSampling {
             }
         };
         let ext = self.extensions();
-        ext.validate()?;
         let keep = self.min_keep.max(1);
+        self.validate_every_field(&ext, last_n, keep)?;
         let mut b = PlanBuilder::default();
         if !self.logit_bias.is_empty() {
             b.push(

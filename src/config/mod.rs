@@ -75,7 +75,10 @@
 //!   `early_stopping` and `num_return_sequences` (at most `num_beams`), run
 //!   by [`Generator::beam_search`](crate::Generator::beam_search); with
 //!   `do_sample` it is transformers' beam sampling (the warpers are in the
-//!   stages, as transformers adds them).
+//!   stages, as transformers adds them). As in transformers, every sampling
+//!   warper then keeps at least `max(2, #eos + 1)` tokens (its
+//!   `min_tokens_to_keep`; top-k's `k` is raised to it), so a beam can
+//!   always continue with a token that is not EOS.
 //! - **Unsupported**: the keys listed in
 //!   [`GenerationConfig::unsupported`] when set (group beam search,
 //!   contrastive search, DoLa, constraints, forced BOS/EOS tokens,

@@ -198,8 +198,24 @@ impl OpenAiParams {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming the first offending parameter and
-    /// its allowed range.
+    /// its allowed range (NaN and the infinities are out of every range, and
+    /// so is a number beyond f32's range, which the stages would see as an
+    /// infinity).
     pub fn validate(&self) -> Result<(), Error> {
+        for (name, v) in [
+            ("top_n_sigma", self.top_n_sigma),
+            ("xtc_probability", self.xtc_probability),
+            ("xtc_threshold", self.xtc_threshold),
+            ("dynatemp_range", self.dynatemp_range),
+            ("dynatemp_exponent", self.dynatemp_exponent),
+            ("mirostat_tau", self.mirostat_tau),
+            ("mirostat_eta", self.mirostat_eta),
+            ("dry_multiplier", self.dry_multiplier),
+            ("dry_base", self.dry_base),
+            ("repetition_penalty", self.repetition_penalty),
+        ] {
+            extensions::within_f32(name, v)?;
+        }
         in_range("temperature", TEMPERATURE, self.temperature, 0.0, 2.0)?;
         in_range("top_p", TOP_P, self.top_p, 0.0, 1.0)?;
         in_range("presence_penalty", PENALTY, self.presence_penalty, -2.0, 2.0)?;

@@ -58,9 +58,14 @@ pub(crate) fn build(
     extras: &Extras,
 ) -> Result<DecodingPlan, Error> {
     cfg.validate()?;
-    extras.samplers.validate()?;
     let do_sample = cfg.do_sample.unwrap_or(false);
+    let seed = extras.seed.unwrap_or(DEFAULT_SEED);
+    extras.samplers.check_stages(cfg.temperature.unwrap_or(1.0) as f32, 1, seed)?;
     let eos = cfg.eos_ids();
+    // transformers' beam sampling keeps at least one token besides every
+    // EOS id in each sampling warper, so a beam can always continue:
+    // min_tokens_to_keep = #eos + 1, and 2 without EOS ids.
+    let keep = if do_sample && cfg.num_beams.unwrap_or(1) > 1 { (eos.len() + 1).max(2) } else { 1 };
     let n = cfg.num_return_sequences.unwrap_or(1);
     let beams = beam_search(cfg, do_sample)?;
     if n > 1 && !do_sample && beams.is_none() {
@@ -158,24 +163,27 @@ pub(crate) fn build(
             b.push(TopH::new(h as f32)?, format!("TopH({h})"));
         }
         if let Some(k) = cfg.top_k.or(hidden.top_k).filter(|&k| k != 0) {
+            // transformers' TopKLogitsWarper: top_k = max(top_k, min_tokens_to_keep).
+            let k = k.max(keep);
             b.push(TopK::new(k)?, format!("TopK(k={k})"));
         }
         if let Some(p) = cfg.top_p.filter(|&p| p < 1.0) {
-            b.push(TopP::new(p as f32)?, format!("TopP({p})"));
+            b.push(TopP::new(p as f32)?.min_tokens_to_keep(keep)?, format!("TopP({p})"));
         }
         if let Some(p) = cfg.min_p {
-            b.push(MinP::new(p as f32)?, format!("MinP({p})"));
+            b.push(MinP::new(p as f32)?.min_tokens_to_keep(keep)?, format!("MinP({p})"));
         }
         if let Some(p) = cfg.typical_p.filter(|&p| p < 1.0) {
-            b.push(Typical::new(p as f32)?, format!("Typical({p})"));
+            b.push(Typical::new(p as f32)?.min_tokens_to_keep(keep)?, format!("Typical({p})"));
         }
         if let Some(e) = cfg.epsilon_cutoff.filter(|&e| e > 0.0 && e < 1.0) {
-            b.push(EpsilonCutoff::new(e as f32)?, format!("EpsilonCutoff({e})"));
+            let stage = EpsilonCutoff::new(e as f32)?.min_tokens_to_keep(keep)?;
+            b.push(stage, format!("EpsilonCutoff({e})"));
         }
         if let Some(e) = cfg.eta_cutoff.filter(|&e| e > 0.0 && e < 1.0) {
-            b.push(EtaCutoff::new(e as f32)?, format!("EtaCutoff({e})"));
+            b.push(EtaCutoff::new(e as f32)?.min_tokens_to_keep(keep)?, format!("EtaCutoff({e})"));
         }
-        ext.push_xtc(&mut b, 1, extras.seed.unwrap_or(DEFAULT_SEED))?;
+        ext.push_xtc(&mut b, keep, seed)?;
     }
     if cfg.renormalize_logits == Some(true) {
         b.push(LogSoftmax::new(), "LogSoftmax".to_owned());

@@ -41,7 +41,8 @@ use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 /// infinite, a `dry_base` that is not finite and `>= 1`, and a
 /// `dry_allowed_length` of 0; [`Dry::penalty_last_n`] rejects 0.
 /// `process` returns [`Error::TokenOutOfRange`] when a token it would
-/// penalize is not below the vocabulary size.
+/// penalize is not below the vocabulary size (a sequence breaker is never
+/// penalized, so an out-of-range breaker is no error).
 ///
 /// # Performance
 ///
@@ -194,6 +195,10 @@ impl LogitsProcessor for Dry {
         // Largest L per token: sort by token, then by L descending.
         self.hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         self.hits.dedup_by_key(|h| h.0);
+        // A breaker is never penalized, so it is dropped before the range
+        // check: an out-of-range breaker id is harmless.
+        let breakers = &self.breakers;
+        self.hits.retain(|h| breakers.binary_search(&h.0).is_err());
         let vocab_size = scores.vocab_size();
         if let Some(&(id, _)) = self.hits.iter().find(|h| h.0 as usize >= vocab_size) {
             return Err(Error::TokenOutOfRange { id, vocab_size });
@@ -207,9 +212,6 @@ impl LogitsProcessor for Dry {
         };
         let values = scores.values_mut();
         for &(id, len) in &self.hits {
-            if self.breakers.binary_search(&id).is_ok() {
-                continue;
-            }
             let exponent =
                 (len - self.allowed_length).min(max_exponent).min(i32::MAX as usize) as i32;
             let penalty = multiplier * base.powi(exponent);

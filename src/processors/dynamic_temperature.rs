@@ -39,7 +39,9 @@ use crate::{Context, Error, LogitsProcessor, Scores};
 /// # Errors
 ///
 /// [`DynamicTemperature::new`] rejects a `temp`, `dynatemp_range` or
-/// `dynatemp_exponent` that is NaN, negative or infinite.
+/// `dynatemp_exponent` that is NaN, negative or infinite, and a
+/// `dynatemp_range` whose sum with `temp` overflows f32 (`T_max` must be a
+/// finite f32, so `T_dyn` is finite and `-inf` never becomes NaN).
 ///
 /// # Performance
 ///
@@ -75,7 +77,8 @@ impl DynamicTemperature {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] naming the parameter that is NaN,
-    /// negative or infinite.
+    /// negative or infinite, or `dynatemp_range` when `temp +
+    /// dynatemp_range` exceeds `f32::MAX`.
     pub fn new(temp: f32, dynatemp_range: f32, dynatemp_exponent: f32) -> Result<Self, Error> {
         let ok = |x: f32| x >= 0.0 && x.is_finite();
         if !ok(temp) {
@@ -86,6 +89,15 @@ impl DynamicTemperature {
         }
         if !ok(dynatemp_exponent) {
             return Err(Error::invalid("dynatemp_exponent", "finite and >= 0", dynatemp_exponent));
+        }
+        // T_max = temp + range must be a finite f32: an infinite T_dyn
+        // would turn -inf into NaN (-inf / inf).
+        if f64::from(temp) + f64::from(dynatemp_range) > f64::from(f32::MAX) {
+            return Err(Error::invalid(
+                "dynatemp_range",
+                "at most f32::MAX - temp (temp + dynatemp_range must be a finite f32)",
+                dynatemp_range,
+            ));
         }
         Ok(DynamicTemperature { temp, range: dynatemp_range, exponent: dynatemp_exponent })
     }

@@ -41,6 +41,7 @@ fn generator_raw_logprob_beyond_the_f32_range() {
 /// read (here `assistant_early_exit`), so a config that refuses to build
 /// was written as one that builds and decodes differently. They are now
 /// written back.
+#[cfg(feature = "serde")]
 #[test]
 fn config_unsupported_setting_survives_a_round_trip() {
     harness::config(
@@ -54,6 +55,7 @@ fn config_unsupported_setting_survives_a_round_trip() {
 /// `typical_p` written by `to_json` as `1.6666666666666665` read back one
 /// ulp lower. The crate now enables serde_json's `float_roundtrip`, so a
 /// number reads as the nearest f64 and a written config reads back equal.
+#[cfg(feature = "serde")]
 #[test]
 fn config_float_reads_back_exactly() {
     harness::config(
