@@ -15,6 +15,23 @@ pub(crate) fn rank_desc(a: &Entry, b: &Entry) -> Ordering {
     b.0.total_cmp(&a.0).then(b.1.cmp(&a.1))
 }
 
+/// A key whose ascending order is the order of [`f32::total_cmp`]: the
+/// sign bit set for a positive float, every bit flipped for a negative one.
+#[inline]
+pub(crate) fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    b ^ ((((b as i32) >> 31) as u32) | 0x8000_0000)
+}
+
+/// Sorts entries in rank order ([`rank_desc`]) by one integer key per
+/// entry (score, then id, packed into 64 bits), which sorts several times
+/// faster than comparing floats and ids one field at a time.
+pub(crate) fn sort_ranked(entries: &mut [Entry]) {
+    entries.sort_unstable_by_key(|e| {
+        std::cmp::Reverse((u64::from(order_key(e.0)) << 32) | u64::from(e.1))
+    });
+}
+
 /// Extends a sorted prefix: given `buf[..start]` already holding, in order,
 /// the `start` first elements of `buf` under `cmp`, makes `buf[..end]` hold
 /// the `end` first. Costs a selection over `buf[start..]` and a sort of
@@ -107,6 +124,32 @@ pub(crate) fn first_stop<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sort_ranked_is_rank_desc() {
+        let values = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -f32::MAX,
+            1e-40,
+            -1e-40,
+            f32::MIN_POSITIVE,
+            2.5,
+        ];
+        let mut entries: Vec<Entry> =
+            (0..200u32).map(|i| (values[(i * 7) as usize % values.len()], i)).collect();
+        let mut want = entries.clone();
+        want.sort_by(rank_desc);
+        sort_ranked(&mut entries);
+        assert_eq!(
+            entries.iter().map(|e| (e.0.to_bits(), e.1)).collect::<Vec<_>>(),
+            want.iter().map(|e| (e.0.to_bits(), e.1)).collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn first_stop_finds_the_boundary_a_full_walk_finds() {

@@ -52,23 +52,55 @@ pub(crate) fn top_n(scores: &Scores<'_>, n: usize, out: &mut Vec<Entry>) {
 /// token is returned). `n` must be at least 1. `-inf` scores count as
 /// scores: they are returned when `τ = -inf`.
 ///
-/// One pass with a running threshold: an `n`-entry min-heap of values holds
-/// the `n` highest scores seen so far, its root is the running threshold,
-/// and a token is kept as a candidate when it scores at least the threshold
-/// at the time it is seen; the candidates are compacted against the current
-/// threshold whenever they outgrow their bound. On a dense row the pass
-/// tests 16 scores at a time against the threshold with a vectorizable
-/// comparison and looks at single tokens only in the rare chunk that holds
-/// a candidate. Costs `O(V)` plus `O(n log n · log(V/n))` expected on
-/// unordered input. `heap` and `out` are scratch buffers, reused.
+/// Two methods, both `O(V)`:
+///
+/// - For `n <= 256`, one pass with a running threshold: an `n`-entry
+///   min-heap of values holds the `n` highest scores seen so far, its root
+///   is the running threshold, and a token is kept as a candidate when it
+///   scores at least the threshold at the time it is seen. On a dense row
+///   the pass tests 16 scores at a time against the threshold with a
+///   vectorizable comparison and looks at single tokens only in the rare
+///   chunk that holds a candidate: on a row in no particular order about
+///   `n·(1 + ln(V/n))` tokens enter the heap. A row whose order defeats the
+///   running threshold (ascending scores, where every token enters) is
+///   detected when more than `8n + 1024` tokens entered, and handed to the
+///   second method.
+/// - Otherwise, a threshold estimated from a sample ([`sampled_top`]): the
+///   cost does not depend on `n` nor on the order of the row.
+///
+/// `scratch` and `out` are scratch buffers, reused.
 pub(crate) fn top_candidates(
+    scores: &Scores<'_>,
+    n: usize,
+    scratch: &mut Vec<f32>,
+    out: &mut Vec<Entry>,
+) -> f32 {
+    debug_assert!(n >= 1);
+    if n <= HEAP_LIMIT {
+        if let Some(t) = heap_top(scores, n, scratch, out) {
+            return t;
+        }
+    }
+    sampled_top(scores, n, scratch, out)
+}
+
+/// Largest `n` selected with the running-threshold heap.
+const HEAP_LIMIT: usize = 256;
+
+/// Entries of the sample that [`sampled_top`] estimates its threshold from.
+const SAMPLE: usize = 1024;
+
+/// The running-threshold method of [`top_candidates`]; `None` when the
+/// order of the row made too many tokens enter the heap.
+fn heap_top(
     scores: &Scores<'_>,
     n: usize,
     heap: &mut Vec<f32>,
     out: &mut Vec<Entry>,
-) -> f32 {
-    debug_assert!(n >= 1);
-    let mut sel = Selection { n, heap, out, threshold: f32::NEG_INFINITY, bound: (4 * n).max(256) };
+) -> Option<f32> {
+    let budget = 8 * n + 1024;
+    let mut sel =
+        Selection { n, heap, out, threshold: f32::NEG_INFINITY, bound: (4 * n).max(256), budget };
     sel.heap.clear();
     sel.out.clear();
     match scores.live_ids() {
@@ -76,6 +108,9 @@ pub(crate) fn top_candidates(
             let values = scores.values();
             for &id in ids {
                 sel.offer(values[id as usize], id);
+                if sel.budget == 0 {
+                    return None;
+                }
             }
         }
         None => {
@@ -93,6 +128,9 @@ pub(crate) fn top_candidates(
                             sel.take(x, (base + i) as TokenId);
                         }
                     }
+                    if sel.budget == 0 {
+                        return None;
+                    }
                 }
                 base += LANES;
             }
@@ -103,7 +141,100 @@ pub(crate) fn top_candidates(
     }
     let threshold = sel.threshold;
     sel.out.retain(|e| e.0 >= threshold);
-    threshold
+    Some(threshold)
+}
+
+/// [`top_candidates`] by an estimated threshold, whatever `n` and the order
+/// of the row:
+///
+/// 1. `SAMPLE` (1024) live scores, evenly spaced along the live set, give
+///    an estimate `t` that `n` tokens score at least: the sample's entry of
+///    rank `S·q + 4·√(S·q) + 4` (from the top), with `q = n / live` the
+///    fraction sought, four standard deviations below the expected rank.
+/// 2. One pass gathers every live token scoring at least `t` (8 scores at a
+///    time tested with a vectorizable comparison, hits gathered
+///    branch-free). About `live · rank / S` tokens: a few times `n`, or a
+///    few hundred for a small `n`.
+/// 3. When at least `n` were gathered, `τ` is the `n`-th of them, found by
+///    a selection (`select_nth_unstable`, linear); otherwise the estimate
+///    was too high (a row built against the sample's spacing) and every
+///    live token is gathered instead, which is still linear.
+///
+/// The result is exact in every case: the estimate only decides how many
+/// tokens the selection looks at.
+pub(crate) fn sampled_top(
+    scores: &Scores<'_>,
+    n: usize,
+    sample: &mut Vec<f32>,
+    out: &mut Vec<Entry>,
+) -> f32 {
+    let values = scores.values();
+    let ids = scores.live_ids();
+    let live = scores.live_len();
+    out.clear();
+    if live < n {
+        gather_at_least(values, ids, f32::NEG_INFINITY, out);
+        return f32::NEG_INFINITY;
+    }
+    // 1. The estimate.
+    let s = SAMPLE.min(live);
+    sample.clear();
+    match ids {
+        Some(ids) => sample.extend((0..s).map(|i| values[ids[i * live / s] as usize])),
+        None => sample.extend((0..s).map(|i| values[i * live / s])),
+    }
+    let expected = s as f64 * n as f64 / live as f64;
+    let rank = (expected + 4.0 * expected.sqrt() + 4.0).ceil() as usize;
+    let t = if rank >= s {
+        f32::NEG_INFINITY
+    } else {
+        *sample.select_nth_unstable_by(rank - 1, |a, b| b.total_cmp(a)).1
+    };
+    // 2. The candidates.
+    gather_at_least(values, ids, t, out);
+    if out.len() < n {
+        out.clear();
+        gather_at_least(values, ids, f32::NEG_INFINITY, out);
+    }
+    // 3. The n-th highest of them.
+    let tau = out.select_nth_unstable_by(n - 1, |a, b| b.0.total_cmp(&a.0)).1.0;
+    out.retain(|e| e.0 >= tau);
+    tau
+}
+
+/// Appends to `out` every live token scoring at least `t`, in live-set
+/// order. On a dense row, 8 scores at a time are tested with a
+/// vectorizable comparison; a chunk with a hit is gathered branch-free.
+fn gather_at_least(values: &[f32], ids: Option<&[TokenId]>, t: f32, out: &mut Vec<Entry>) {
+    if let Some(ids) = ids {
+        out.extend(ids.iter().map(|&id| (values[id as usize], id)).filter(|e| e.0 >= t));
+        return;
+    }
+    const CHUNK: usize = 8;
+    let mut count = out.len();
+    let mut chunks = values.chunks_exact(CHUNK);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let mut hit = false;
+        for &x in chunk {
+            hit |= x >= t;
+        }
+        if hit {
+            if out.len() < count + CHUNK {
+                out.resize(count + CHUNK, (0.0, 0));
+            }
+            for (i, &x) in chunk.iter().enumerate() {
+                out[count] = (x, (c * CHUNK + i) as TokenId);
+                count += usize::from(x >= t);
+            }
+        }
+    }
+    out.truncate(count);
+    let base = values.len() - chunks.remainder().len();
+    for (i, &x) in chunks.remainder().iter().enumerate() {
+        if x >= t {
+            out.push((x, (base + i) as TokenId));
+        }
+    }
 }
 
 /// Collects into `out` (cleared first) every live token with
@@ -166,6 +297,8 @@ struct Selection<'s> {
     threshold: f32,
     /// Candidates held before the next compaction.
     bound: usize,
+    /// Tokens that may still enter before the row counts as adversarial.
+    budget: usize,
 }
 
 impl Selection<'_> {
@@ -179,6 +312,7 @@ impl Selection<'_> {
     /// Keeps a token that scores at least the running threshold.
     #[inline(never)]
     fn take(&mut self, x: f32, id: TokenId) {
+        self.budget = self.budget.saturating_sub(1);
         self.out.push((x, id));
         let heap = &mut *self.heap;
         if heap.len() < self.n {
@@ -272,6 +406,13 @@ mod tests {
             (0..300).map(|i| if i % 3 == 0 { NEG } else { (i % 11) as f32 }).collect(),
             vec![NEG; 50],
             vec![2.0; 5],
+            // The sampled positions (every 20th of 20480) hold the highest
+            // scores, so the estimate from the sample is too high for a
+            // large n and every token is gathered instead.
+            (0..20_480).map(|i| if i % 20 == 0 { 100.0 } else { (i % 7) as f32 }).collect(),
+            // ... and here they hold the lowest.
+            (0..20_480).map(|i| if i % 20 == 0 { -1.0 } else { (i % 7) as f32 }).collect(),
+            (0..20_000).map(|i| ((i * 7919 % 19_997) as f32).sqrt()).collect(),
         ];
         let mut heap = Vec::new();
         let mut out = Vec::new();
@@ -279,7 +420,7 @@ mod tests {
             let mut values = row.clone();
             let all: Vec<TokenId> = (0..values.len() as TokenId).collect();
             let some: Vec<TokenId> = all.iter().copied().filter(|id| id % 5 != 1).collect();
-            for n in [1usize, 2, 7, 50, 256, 4000, 10_000] {
+            for n in [1usize, 2, 7, 50, 256, 257, 1000, 4000, 10_000] {
                 let mut live = Vec::new();
                 let mut scores = Scores::new(&mut values, &mut live);
                 let t = top_candidates(&scores, n, &mut heap, &mut out);
@@ -288,11 +429,20 @@ mod tests {
                 assert_eq!((t, got), naive_candidates(row, &all, n), "dense, n = {n}");
                 assert!(out.iter().all(|e| e.0 == row[e.1 as usize]));
 
+                let t = sampled_top(&scores, n, &mut heap, &mut out);
+                let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
+                got.sort_unstable();
+                assert_eq!((t, got), naive_candidates(row, &all, n), "dense, sampled, n = {n}");
+
                 scores.set_live(some.iter().copied(), false);
                 let t = top_candidates(&scores, n, &mut heap, &mut out);
                 let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
                 got.sort_unstable();
                 assert_eq!((t, got), naive_candidates(row, &some, n), "live set, n = {n}");
+                let t = sampled_top(&scores, n, &mut heap, &mut out);
+                let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
+                got.sort_unstable();
+                assert_eq!((t, got), naive_candidates(row, &some, n), "live set, sampled, n = {n}");
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Top-k truncation.
 
-use crate::math::{Entry, top_candidates};
-use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
+use crate::math::{Entry, sort_ranked, top_candidates};
+use crate::{Context, Error, LogitsProcessor, Scores};
 
 /// Keeps the `k` highest-scoring live tokens, **and every token tied with
 /// the k-th score** (so more than `k` may survive).
@@ -139,28 +139,18 @@ impl LogitsProcessor for TopK {
             // Fewer than k finite scores: transformers removes nothing.
             return Ok(());
         }
-        scores.set_live(self.survivors.iter().map(|e| e.1), false);
-        let exact = self.exact;
-        scores.rewrite_live(|values, live| {
-            sort_desc(values, live);
-            if exact && live.len() > k {
-                // The tied tokens sit at the end, higher id first: drop the
-                // first `len - k` of them, so the lowest ids stay.
-                let ties = live.iter().rev().take_while(|&&id| values[id as usize] == threshold);
-                let start = live.len() - ties.count();
-                live.drain(start..start + (live.len() - k));
-            }
-            true
-        });
+        sort_ranked(&mut self.survivors);
+        if self.exact && self.survivors.len() > k {
+            // The tied tokens sit at the end, higher id first: drop the
+            // first `len - k` of them, so the lowest ids stay.
+            let ties = self.survivors.iter().rev().take_while(|e| e.0 == threshold).count();
+            let start = self.survivors.len() - ties;
+            let extra = self.survivors.len() - k;
+            self.survivors.drain(start..start + extra);
+        }
+        scores.set_live(self.survivors.iter().map(|e| e.1), true);
         Ok(())
     }
-}
-
-/// Sorts ids by score descending, higher id first among ties.
-pub(crate) fn sort_desc(values: &[f32], ids: &mut [TokenId]) {
-    ids.sort_unstable_by(|&a, &b| {
-        values[b as usize].total_cmp(&values[a as usize]).then(b.cmp(&a))
-    });
 }
 
 #[cfg(test)]
