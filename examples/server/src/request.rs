@@ -1,0 +1,374 @@
+//! Reading a request body into the engine's sequences.
+//!
+//! Every sampling parameter goes through
+//! [`OpenAiParams`](decoding::config::OpenAiParams) (its ranges, its
+//! mapping onto the pipeline, the model's `generation_config.json` as the
+//! defaults); this module reads what is the server's own: `model`, the
+//! prompt or the messages, `stream`, `stream_options`, `echo`,
+//! `ignore_eos`, and the limits on lengths.
+
+use std::sync::Arc;
+
+use decoding::TokenId;
+use decoding::config::{GenerationConfig, Logprobs, OpenAiParams};
+use serde_json::{Map, Value};
+
+use crate::chat;
+use crate::engine::{JobSequence, SequenceGenerator};
+use crate::error::ApiError;
+use crate::server::Shared;
+
+/// The two generation routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/completions`.
+    Completions,
+    /// `POST /v1/chat/completions`.
+    Chat,
+}
+
+/// A request, checked and turned into sequences.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Which route.
+    pub endpoint: Endpoint,
+    /// The sequences, choice `i * n + c` for prompt `i`, choice `c`.
+    pub sequences: Vec<JobSequence>,
+    /// Stream the steps as server-sent events.
+    pub stream: bool,
+    /// Send a `usage` chunk before `[DONE]` (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// Log-probabilities requested: how many alternatives per token.
+    pub logprobs: Option<usize>,
+    /// The prompt text to put before each choice's text (`echo`).
+    pub echo: Option<Vec<String>>,
+    /// Tokens in the prompts (each counted once).
+    pub prompt_tokens: usize,
+    /// Choices per prompt.
+    pub n: usize,
+}
+
+fn object(body: &[u8]) -> Result<(Map<String, Value>, &str), ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::invalid(None, "The request body is not valid UTF-8"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ApiError::invalid(None, format!("The request body is not valid JSON: {e}"))
+            .with_code("invalid_json")
+    })?;
+    match value {
+        Value::Object(map) => Ok((map, text)),
+        _ => Err(ApiError::invalid(None, "The request body must be a JSON object")
+            .with_code("invalid_json")),
+    }
+}
+
+fn boolean(map: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::wrong_type(key, "a boolean")),
+    }
+}
+
+/// Checks the body of a generation request and builds its sequences.
+///
+/// # Errors
+///
+/// An [`ApiError`] naming the field at fault: malformed JSON, a field of
+/// the wrong type, a value out of range, an unknown model, a prompt or a
+/// length over the limits, a feature this server does not offer.
+pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepared, ApiError> {
+    let (map, text) = object(body)?;
+    match map.get("model") {
+        Some(Value::String(m)) if m == &shared.model_name => {}
+        Some(Value::String(m)) => return Err(ApiError::unknown_model(m, &shared.model_name)),
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid(Some("model"), "`model` is required"));
+        }
+        Some(_) => return Err(ApiError::wrong_type("model", "a string")),
+    }
+    let stream = boolean(&map, "stream")?;
+    let include_usage = match map.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => boolean(o, "include_usage")
+            .map_err(|_| ApiError::wrong_type("stream_options.include_usage", "a boolean"))?,
+        Some(_) => return Err(ApiError::wrong_type("stream_options", "an object")),
+    };
+    let echo = boolean(&map, "echo")?;
+    let ignore_eos = boolean(&map, "ignore_eos")?;
+    unsupported_fields(&map)?;
+
+    let mut params = OpenAiParams::from_json(text)?;
+    let tokenizer = &shared.tokenizer;
+    let (prompts, mut stop) = match endpoint {
+        Endpoint::Completions => (completion_prompts(map.get("prompt"), shared)?, Vec::new()),
+        Endpoint::Chat => {
+            let text = chat::render(map.get("messages"))?;
+            (vec![encode(&text, shared, "messages")?], vec![chat::TURN_STOP.to_string()])
+        }
+    };
+    if endpoint == Endpoint::Chat && echo {
+        return Err(ApiError::unsupported("echo", "`echo` is for /v1/completions only"));
+    }
+    let logprobs = match (endpoint, params.logprobs) {
+        (_, None | Some(Logprobs::Enabled(false))) => None,
+        (_, Some(Logprobs::Enabled(true))) => Some(params.top_logprobs.unwrap_or(0)),
+        (Endpoint::Completions, Some(Logprobs::Top(k))) => Some(k),
+        (Endpoint::Chat, Some(Logprobs::Top(_))) => {
+            return Err(ApiError::wrong_type(
+                "logprobs",
+                "a boolean on /v1/chat/completions (use top_logprobs for alternatives)",
+            ));
+        }
+    };
+    if echo && logprobs.is_some() {
+        return Err(ApiError::unsupported(
+            "echo",
+            "`echo` with `logprobs` is not supported (the prompt's log-probabilities are not computed)",
+        ));
+    }
+    let n = params.n.unwrap_or(1);
+    let total = prompts.len().saturating_mul(n);
+    if total > shared.limits.max_sequences {
+        return Err(ApiError::invalid(
+            Some("n"),
+            format!(
+                "this request asks for {total} sequences (prompts × n); the limit is {}",
+                shared.limits.max_sequences
+            ),
+        ));
+    }
+    if !stop.is_empty() {
+        stop.extend(params.stop.take().unwrap_or_default());
+        params.stop = Some(stop);
+    }
+    if params.dry_multiplier.is_some_and(|m| m > 0.0) {
+        params = params.resolve_dry_breakers(|s| breaker_ids(tokenizer, s));
+    }
+    let mut generation = shared.generation.clone();
+    if ignore_eos {
+        generation.eos_token_id = None;
+    }
+
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let max_tokens = max_tokens(endpoint, params.max_tokens, longest, shared)?;
+    params.max_tokens = Some(max_tokens);
+    // Checked once, so that an error names the parameter before any work.
+    params.build(&generation)?;
+
+    let mut sequences = Vec::with_capacity(total);
+    for (i, prompt) in prompts.iter().enumerate() {
+        let prompt: Arc<[TokenId]> = prompt.as_slice().into();
+        for c in 0..n {
+            sequences.push(JobSequence {
+                choice: i * n + c,
+                prompt: prompt.clone(),
+                generator: generator(&params, &generation, prompt.len(), c, shared)?,
+            });
+        }
+    }
+    let echo = if echo {
+        Some(prompts.iter().map(|p| tokenizer.decode(p).unwrap_or_default()).collect())
+    } else {
+        None
+    };
+    Ok(Prepared {
+        endpoint,
+        sequences,
+        stream,
+        include_usage,
+        logprobs,
+        echo,
+        prompt_tokens: prompts.iter().map(Vec::len).sum(),
+        n,
+    })
+}
+
+/// Choice `choice`'s generator: the request's plan, its seed plus `choice`.
+fn generator(
+    params: &OpenAiParams,
+    generation: &GenerationConfig,
+    prompt_len: usize,
+    choice: usize,
+    shared: &Shared,
+) -> Result<SequenceGenerator, ApiError> {
+    let plan = params.build(generation)?;
+    let options = plan
+        .generate_options(prompt_len, choice)?
+        .to_builder()
+        .vocab_size(shared.tokenizer.vocab_size())
+        .build()?;
+    let (pipeline, sampler, _) = plan.into_parts();
+    Ok(SequenceGenerator::new(pipeline, sampler, options))
+}
+
+/// Fields this server refuses rather than ignores: they would change the
+/// output in a way it cannot honour.
+fn unsupported_fields(map: &Map<String, Value>) -> Result<(), ApiError> {
+    match map.get("response_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("text") => {}
+        Some(_) => {
+            return Err(ApiError::unsupported(
+                "response_format",
+                "`response_format` other than {\"type\": \"text\"} is not supported by this server yet",
+            ));
+        }
+    }
+    for key in ["grammar", "json_schema"] {
+        if map.get(key).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::unsupported(key, format!("`{key}` is not supported yet")));
+        }
+    }
+    match map.get("best_of") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(b)) if b.as_u64() == Some(1) => {}
+        Some(_) => {
+            return Err(ApiError::unsupported(
+                "best_of",
+                "`best_of` other than 1 is not supported",
+            ));
+        }
+    }
+    match map.get("suffix") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(_) => return Err(ApiError::unsupported("suffix", "`suffix` is not supported")),
+    }
+    for key in ["tools", "functions"] {
+        if map.get(key).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            return Err(ApiError::unsupported(
+                key,
+                format!("`{key}` (tool calls) is not supported"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The prompts of a completion request: a string, a list of strings, a list
+/// of token ids, or a list of lists of token ids.
+fn completion_prompts(
+    prompt: Option<&Value>,
+    shared: &Shared,
+) -> Result<Vec<Vec<TokenId>>, ApiError> {
+    const EXPECTED: &str =
+        "a string, a list of strings, a list of token ids or a list of lists of token ids";
+    let Some(prompt) = prompt else {
+        return Err(ApiError::invalid(Some("prompt"), "`prompt` is required"));
+    };
+    match prompt {
+        Value::String(s) => Ok(vec![encode(s, shared, "prompt")?]),
+        Value::Array(items) if items.is_empty() => {
+            Err(ApiError::invalid(Some("prompt"), "`prompt` must not be an empty list"))
+        }
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().map(|s| encode(s.as_str().unwrap_or_default(), shared, "prompt")).collect()
+        }
+        Value::Array(items) if items.iter().all(Value::is_number) => Ok(vec![ids(items, shared)?]),
+        Value::Array(items) if items.iter().all(Value::is_array) => items
+            .iter()
+            .map(|l| ids(l.as_array().map(Vec::as_slice).unwrap_or_default(), shared))
+            .collect(),
+        _ => Err(ApiError::wrong_type("prompt", EXPECTED)),
+    }
+}
+
+/// A prompt of token ids, each in the vocabulary.
+fn ids(items: &[Value], shared: &Shared) -> Result<Vec<TokenId>, ApiError> {
+    let vocab = shared.tokenizer.vocab_size();
+    let mut out = Vec::with_capacity(items.len());
+    for v in items {
+        match v.as_u64() {
+            Some(id) if (id as usize) < vocab => out.push(id as TokenId),
+            _ => {
+                return Err(ApiError::invalid(
+                    Some("prompt"),
+                    format!("token id {v} is not in the vocabulary (0..{vocab})"),
+                ));
+            }
+        }
+    }
+    checked(out, shared)
+}
+
+fn encode(text: &str, shared: &Shared, param: &str) -> Result<Vec<TokenId>, ApiError> {
+    let ids = shared
+        .tokenizer
+        .encode(text)
+        .map_err(|e| ApiError::invalid(Some(param), format!("cannot tokenize: {e}")))?;
+    checked(ids, shared).map_err(|mut e| {
+        e.param = Some(param.to_string());
+        e
+    })
+}
+
+/// An empty prompt becomes `<|endoftext|>` (GPT-2's start of a text); a
+/// prompt over the limits is an error.
+fn checked(mut ids: Vec<TokenId>, shared: &Shared) -> Result<Vec<TokenId>, ApiError> {
+    if ids.is_empty() {
+        ids.push(shared.start_token);
+    }
+    let limit = shared.limits.max_prompt_tokens.min(shared.context.saturating_sub(1));
+    if ids.len() > limit {
+        return Err(ApiError::invalid(
+            Some("prompt"),
+            format!(
+                "the prompt has {} tokens; this server accepts at most {limit} (context length {})",
+                ids.len(),
+                shared.context
+            ),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    Ok(ids)
+}
+
+/// `max_tokens`, or the default (16 for completions, as OpenAI's legacy
+/// API; the rest of the context for chat), checked against the limits.
+fn max_tokens(
+    endpoint: Endpoint,
+    requested: Option<usize>,
+    prompt_len: usize,
+    shared: &Shared,
+) -> Result<usize, ApiError> {
+    let room = shared.context.saturating_sub(prompt_len);
+    let limit = shared.limits.max_tokens;
+    let Some(n) = requested else {
+        let default = match endpoint {
+            Endpoint::Completions => 16,
+            Endpoint::Chat => usize::MAX,
+        };
+        return Ok(default.min(room).min(limit).max(1));
+    };
+    if n > limit {
+        return Err(ApiError::invalid(
+            Some("max_tokens"),
+            format!("`max_tokens` is {n}; this server allows at most {limit}"),
+        ));
+    }
+    if n > room {
+        return Err(ApiError::invalid(
+            Some("max_tokens"),
+            format!(
+                "the prompt ({prompt_len} tokens) and max_tokens ({n}) exceed the context length ({})",
+                shared.context
+            ),
+        )
+        .with_code("context_length_exceeded"));
+    }
+    Ok(n)
+}
+
+/// DRY's breakers: every token whose text contains the string.
+fn breaker_ids(tokenizer: &gpt2::Tokenizer, s: &str) -> Vec<TokenId> {
+    let needle = s.as_bytes();
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    (0..tokenizer.vocab_size() as TokenId)
+        .filter(|&id| {
+            tokenizer.token_bytes(id).is_some_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
