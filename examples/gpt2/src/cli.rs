@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
@@ -13,7 +13,7 @@ use decoding::{
 };
 
 use crate::lookup::{Located, SearchPaths, locate};
-use crate::{Gpt2, Gpt2Beams, Tokenizer};
+use crate::{Config, Dtype, Gpt2, Gpt2Beams, KernelPath, Tokenizer, Weights};
 
 /// The seed's prompt, used when `--prompt` is absent.
 pub const DEFAULT_PROMPT: &str = "My favourite movie is";
@@ -30,7 +30,7 @@ GPT-2 text generation with the `decoding` crate.
 
 Usage: gpt2 [OPTIONS]
 
-With no option (or only --model, --seed, --threads) it shows the demonstration: the prompt
+With no option (or only --model, --seed, --threads, --kernels, --dtype) it shows the demonstration: the prompt
 \"My favourite movie is\" decoded greedily, with temperature, with top-k and with top-p, and the
 first step's candidate probabilities before and after each processor.
 
@@ -48,6 +48,9 @@ Options:
   --seed S                  random seed of the sampler [default: 0]
   --ignore-eos              keep going after <|endoftext|>
   --threads N               threads for each step's matrix products [default: 1]
+  --kernels NAME            portable, avx2 or avx512 [default: the widest this CPU runs]
+  --dtype TYPE              f32, f16 or bf16: the weights' precision in memory [default: the
+                            file's; f16/bf16 files stay in 16 bits, f32 narrowed rounds]
   --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
                             \"bundled\" for the bundled model); prints the acceptance statistics
   --draft-tokens K          tokens the draft proposes per round [default: 4]
@@ -86,6 +89,10 @@ pub struct Args {
     pub ignore_eos: bool,
     /// `--threads N`.
     pub threads: Option<usize>,
+    /// `--kernels NAME`.
+    pub kernels: Option<KernelPath>,
+    /// `--dtype TYPE`.
+    pub dtype: Option<Dtype>,
     /// `--draft DIR|bundled`.
     pub draft: Option<String>,
     /// `--draft-tokens K`.
@@ -149,6 +156,18 @@ impl Args {
                 }
                 "--seed" => out.seed = Some(number(&flag, &value(&flag)?)?),
                 "--threads" => out.threads = Some(number(&flag, &value(&flag)?)?),
+                "--kernels" => {
+                    let name = value(&flag)?;
+                    out.kernels = Some(KernelPath::parse(name.trim()).ok_or_else(|| {
+                        UsageError(format!("--kernels: {name:?} is not portable, avx2 or avx512"))
+                    })?);
+                }
+                "--dtype" => {
+                    let name = value(&flag)?;
+                    out.dtype = Some(Dtype::parse(name.trim()).ok_or_else(|| {
+                        UsageError(format!("--dtype: {name:?} is not f32, f16 or bf16"))
+                    })?);
+                }
                 "--draft" => out.draft = Some(value("--draft")?),
                 "--draft-tokens" => out.draft_tokens = Some(number(&flag, &value(&flag)?)?),
                 "--num-beams" => out.num_beams = Some(number(&flag, &value(&flag)?)?),
@@ -262,12 +281,30 @@ pub fn load(args: &Args) -> Result<(Located, Gpt2, Tokenizer), crate::Gpt2Error>
     if let Some(note) = located.note() {
         eprintln!("{note}");
     }
-    let model = Gpt2::from_dir(&located.dir)?.with_threads(args.threads.unwrap_or(1));
+    let model = model_from(&located.dir, args)?;
     let tokenizer = match Tokenizer::from_dir(&located.dir)? {
         Some(t) => t,
         None => Tokenizer::gpt2()?,
     };
     Ok((located, model, tokenizer))
+}
+
+/// The model in `dir` with `--dtype`, `--kernels` and `--threads` applied.
+///
+/// # Errors
+///
+/// The loader's, and [`Gpt2Error::KernelUnavailable`](crate::Gpt2Error).
+pub fn model_from(dir: &Path, args: &Args) -> Result<Gpt2, crate::Gpt2Error> {
+    let config = Config::from_file(&dir.join("config.json"))?;
+    let mut weights = Weights::from_file(&dir.join("model.safetensors"), &config)?;
+    if let Some(dtype) = args.dtype {
+        weights = weights.converted(dtype);
+    }
+    let model = Gpt2::new(config, weights)?.with_threads(args.threads.unwrap_or(1));
+    match args.kernels {
+        Some(path) => model.with_kernels(path),
+        None => Ok(model),
+    }
 }
 
 /// The generation options these flags describe.
@@ -374,6 +411,7 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let mut generator = Generator::new(pipeline, sampler, options);
 
     if let Some(search) = beam_search(args)? {
+        let (kernels, weights_dtype) = (model.kernels(), model.weights().dtype());
         let mut beams = Gpt2Beams::new(model, search.num_beams());
         let start = Instant::now();
         let hypotheses = generator.beam_search(&mut beams, &prompt, &search)?;
@@ -408,6 +446,8 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
                 "length_penalty": search.length_penalty(),
                 "beams": beams,
                 "seconds": elapsed,
+                "kernels": kernels.name(),
+                "weights_dtype": weights_dtype.name(),
             });
             println!("{json}");
         } else {
@@ -426,7 +466,7 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
 
     if let Some(speculative) = speculative(args)? {
         let dir = draft_dir(args.draft.as_deref().unwrap_or_default());
-        let mut draft = Gpt2::from_dir(&dir)?.with_threads(args.threads.unwrap_or(1));
+        let mut draft = model_from(&dir, args)?;
         let start = Instant::now();
         let out = generator.generate_speculative_text(
             &mut model,
@@ -487,6 +527,10 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
             "text": out.text.unwrap_or_default(),
             "finish_reason": finish_name(out.finish_reason),
             "tokens_per_second": tokens_per_second(out.tokens.len(), elapsed),
+            "seconds": elapsed,
+            "kernels": model.kernels().name(),
+            "weights_dtype": model.weights().dtype().name(),
+            "threads": args.threads.unwrap_or(1),
         });
         println!("{json}");
         return Ok(());
@@ -518,10 +562,14 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let elapsed = start.elapsed().as_secs_f64();
     writeln!(out)?;
     eprintln!(
-        "{} tokens in {elapsed:.2} s: {:.1} tokens/s (finish: {})",
+        "{} tokens in {elapsed:.2} s: {:.1} tokens/s (finish: {}; {} kernels, {} weights, {} \
+         thread(s))",
         generated.len(),
         tokens_per_second(generated.len(), elapsed),
-        finish_name(finish)
+        finish_name(finish),
+        model.kernels(),
+        model.weights().dtype().name(),
+        args.threads.unwrap_or(1),
     );
     Ok(())
 }
@@ -620,6 +668,8 @@ mod tests {
             (&["--num-beams", "0"][..], "at least 1"),
             (&["--length-penalty", "0.5"][..], "needs --num-beams"),
             (&["--num-beams", "4", "--draft", "bundled"][..], "cannot be combined"),
+            (&["--kernels", "sse9"][..], "not portable, avx2 or avx512"),
+            (&["--dtype", "f64"][..], "not f32, f16 or bf16"),
         ] {
             let err = parse(args).unwrap_err().0;
             assert!(err.contains(needle), "{args:?}: {err}");
@@ -628,6 +678,16 @@ mod tests {
         assert!(parse(&["--temperature", "-1"]).unwrap().decoding().is_err());
         let nan = parse(&["--num-beams", "2", "--length-penalty", "NaN"]).unwrap();
         assert!(beam_search(&nan).is_err());
+    }
+
+    #[test]
+    fn kernels_and_dtype_keep_the_demonstration() {
+        let a = parse(&["--kernels", "avx2", "--dtype=BF16", "--threads", "2"]).unwrap();
+        assert_eq!((a.kernels, a.dtype), (Some(KernelPath::Avx2Fma), Some(Dtype::Bf16)));
+        assert!(a.is_demo());
+        let a = parse(&["--kernels=portable", "--greedy"]).unwrap();
+        assert_eq!(a.kernels, Some(KernelPath::Portable));
+        assert!(!a.is_demo());
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Config {
         if u32::try_from(self.vocab_size).is_err() {
             return bad(format!("vocab_size {} does not fit token ids", self.vocab_size));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!(
                 "n_embd ({}) must be a multiple of n_head ({})",
                 self.n_embd, self.n_head

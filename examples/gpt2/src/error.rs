@@ -142,6 +142,15 @@ pub enum Gpt2Error {
         sequences: usize,
     },
 
+    /// A kernel path was requested that this CPU cannot run.
+    #[error("the {path} kernels need CPU features this machine lacks (available: {available})")]
+    KernelUnavailable {
+        /// The requested path's name.
+        path: &'static str,
+        /// The names of the paths this CPU can run.
+        available: String,
+    },
+
     /// The logits buffer passed to `forward` has the wrong length.
     #[error("logits buffer has {found} entries, the model's vocabulary has {expected}")]
     LogitsLength {

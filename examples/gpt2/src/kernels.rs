@@ -1,109 +1,128 @@
-//! The numeric kernels of the forward pass.
+//! The numeric kernels of the forward pass: matrix products and attention
+//! on the [`KernelPath`] chosen at run time (portable, AVX2+FMA, AVX-512),
+//! and LayerNorm, activations and softmax.
 //!
-//! Every output value is computed by the same sequence of f32 operations
-//! whatever the number of rows in the call: a position's numbers do not
-//! depend on whether it arrived alone (a cached step) or inside a prompt
-//! (a prefill). That is what makes KV-cached and uncached runs bit-identical.
+//! On each path, every output value is computed by the same sequence of
+//! f32 operations whatever the number of rows in the call: a position's
+//! numbers do not depend on whether it arrived alone (a cached step) or
+//! inside a prompt (a prefill). That is what makes KV-cached and uncached
+//! runs bit-identical.
 
 use crate::config::Activation;
+use crate::matrix::Rows;
 
-/// Lanes of the dot-product accumulator: four 128-bit vectors, which the
-/// compiler keeps in registers on the portable x86-64 baseline and on
-/// AArch64.
-const LANES: usize = 16;
+mod path;
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
-/// `Σ a[i] b[i]`, with 16 interleaved partial sums (so the loop vectorises
-/// into four 4-wide accumulators and streams memory), added in order at the
-/// end, then the tail.
-///
-/// `a` and `b` must have the same length. (The shape of this loop, the
-/// final `sum` included, is what lets the compiler emit full-width vector
-/// loads on the portable x86-64 baseline.)
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut tail = 0.0f32;
-    for (x, y) in ta.iter().zip(tb) {
-        tail += x * y;
-    }
-    acc.iter().sum::<f32>() + tail
-}
+pub use self::path::KernelPath;
 
-/// `y[t] = W x[t] + b` for every row `t`: `x` is `rows × in`, `w` is
-/// `out × in` (row-major, one output per row), `y` is `rows × out`.
-///
-/// The loop runs over the weight rows once, so a single-row call (the
-/// cached step) streams the matrix from memory exactly once, and a
-/// multi-row call reuses each weight row from cache for every input row.
-pub(crate) fn linear(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n_in: usize) {
-    let n_out = b.len();
-    debug_assert_eq!(w.len(), n_out * n_in);
-    let rows = x.len() / n_in;
-    debug_assert_eq!(y.len(), rows * n_out);
-    for (o, (w_row, bias)) in w.chunks_exact(n_in).zip(b).enumerate() {
-        for (t, x_row) in x.chunks_exact(n_in).enumerate() {
-            y[t * n_out + o] = dot(w_row, x_row) + bias;
-        }
-    }
-}
-
-/// `y[t] = W x[t] + b` over several threads, split by output rows; the
-/// same values as [`linear`]. With several input rows, each thread writes
-/// its outputs for every row into its own contiguous part of `tmp`
-/// (`[output][row]`, at least `rows × n_out` entries), and they are then
-/// copied into `y`.
-pub(crate) fn linear_threaded(
+/// `y[t·ys + o] = W[o] · x[t] + b[o]` for every input row `t` and output
+/// `o`: `x` is `rows × k`, `w` is `n_out × k` (row-major, one output per
+/// row, in f32, f16 or bf16), `b` has `n_out` values (or none: no bias), and
+/// row `t` of the output starts at `y[t·ys]`.
+pub(crate) fn linear(
+    path: KernelPath,
     x: &[f32],
-    w: &[f32],
-    b: &[f32],
+    w: Rows<'_>,
+    b: Option<&[f32]>,
     y: &mut [f32],
-    n_in: usize,
+    ys: usize,
+    k: usize,
+) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => x86::avx512::linear(x, w, b, y, ys, k),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => x86::avx2::linear(x, w, b, y, ys, k),
+        _ => portable::linear(x, w, b, y, ys, k),
+    }
+}
+
+/// [`linear`] over several threads, split by output rows; the same values.
+/// With several input rows, each thread writes its outputs for every row
+/// into its own contiguous part of `tmp` (at least `rows × n_out`
+/// entries), and they are then copied into `y` (`ys = n_out`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn linear_threaded(
+    path: KernelPath,
+    x: &[f32],
+    w: Rows<'_>,
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    k: usize,
     threads: usize,
     tmp: &mut [f32],
 ) {
-    let n_out = b.len();
-    let rows = x.len() / n_in;
-    if threads <= 1 || n_out < 256 || tmp.len() < rows * n_out {
-        return linear(x, w, b, y, n_in);
+    let n_out = w.len() / k;
+    let rows = x.len() / k;
+    if threads <= 1 || n_out < 256 || (rows > 1 && tmp.len() < rows * n_out) {
+        return linear(path, x, w, b, y, n_out, k);
     }
     let per = n_out.div_ceil(threads);
+    let part = |i: usize| {
+        let (lo, hi) = (i * per, ((i + 1) * per).min(n_out));
+        (w.slice(lo * k..hi * k), b.map(|b| &b[lo..hi]), hi - lo)
+    };
     if rows == 1 {
         // One input row: `y` is one row of outputs, so split it into chunks.
         std::thread::scope(|scope| {
-            for ((y_part, w_part), b_part) in
-                y.chunks_mut(per).zip(w.chunks(per * n_in)).zip(b.chunks(per))
-            {
-                scope.spawn(move || linear(x, w_part, b_part, y_part, n_in));
+            let mut parts = y[..n_out].chunks_mut(per).enumerate();
+            let first = parts.next();
+            for (i, y_part) in parts {
+                let (w, b, _) = part(i);
+                scope.spawn(move || linear(path, x, w, b, y_part, 0, k));
+            }
+            if let Some((i, y_part)) = first {
+                let (w, b, _) = part(i);
+                linear(path, x, w, b, y_part, 0, k);
             }
         });
         return;
     }
     let tmp = &mut tmp[..rows * n_out];
     std::thread::scope(|scope| {
-        for ((t_part, w_part), b_part) in
-            tmp.chunks_mut(per * rows).zip(w.chunks(per * n_in)).zip(b.chunks(per))
-        {
-            scope.spawn(move || {
-                for (o, (w_row, bias)) in w_part.chunks_exact(n_in).zip(b_part).enumerate() {
-                    for (t, x_row) in x.chunks_exact(n_in).enumerate() {
-                        t_part[o * rows + t] = dot(w_row, x_row) + bias;
-                    }
-                }
-            });
+        let mut parts = tmp.chunks_mut(per * rows).enumerate();
+        let first = parts.next();
+        for (i, t_part) in parts {
+            let (w, b, n) = part(i);
+            scope.spawn(move || linear(path, x, w, b, t_part, n, k));
+        }
+        if let Some((i, t_part)) = first {
+            let (w, b, n) = part(i);
+            linear(path, x, w, b, t_part, n, k);
         }
     });
-    for (o, outputs) in tmp.chunks_exact(rows).enumerate() {
-        for (t, &value) in outputs.iter().enumerate() {
-            y[t * n_out + o] = value;
+    for (i, t_part) in tmp.chunks(per * rows).enumerate() {
+        let n = part(i).2;
+        for (t, outputs) in t_part.chunks_exact(n).enumerate() {
+            y[t * n_out + i * per..t * n_out + i * per + n].copy_from_slice(outputs);
         }
+    }
+}
+
+/// `out[j] = scale · (q · keys[j])`: one query against `out.len()` keys
+/// (`keys` is `out.len() × q.len()`, row-major).
+pub(crate) fn scores(path: KernelPath, q: &[f32], keys: &[f32], scale: f32, out: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => x86::avx512::scores(q, keys, scale, out),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => x86::avx2::scores(q, keys, scale, out),
+        _ => portable::scores(q, keys, scale, out),
+    }
+}
+
+/// `out = Σ_j p[j] · values[j]` (`values` is `p.len() × out.len()`,
+/// row-major), accumulated in the order of `j`.
+pub(crate) fn weighted_sum(path: KernelPath, p: &[f32], values: &[f32], out: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => x86::avx512::weighted_sum(p, values, out),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => x86::avx2::weighted_sum(p, values, out),
+        _ => portable::weighted_sum(p, values, out),
     }
 }
 
@@ -203,67 +222,157 @@ pub(crate) fn softmax(x: &mut [f32]) {
     }
 }
 
-/// `y += a · x`.
-#[inline]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use half::{bf16, f16};
+
+    /// Deterministic values in [-1, 1) with no structure.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn available() -> Vec<KernelPath> {
+        KernelPath::ALL.into_iter().filter(|p| p.is_available()).collect()
+    }
+
     #[test]
-    fn dot_matches_an_f64_sum_for_every_tail_length() {
+    fn portable_dot_matches_an_f64_sum_for_every_tail_length() {
         for n in 0..70 {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let exact: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-            assert!((f64::from(dot(&a, &b)) - exact).abs() < 1e-5, "n = {n}");
+            assert!((f64::from(portable::dot(&a, &b)) - exact).abs() < 1e-5, "n = {n}");
         }
     }
 
+    /// Every path, every tail length and tile edge: within 1e-5 of the
+    /// portable reference (relative to the sum of |w·x| terms), each row
+    /// the same bits alone as inside a batch, and 16-bit weights the same
+    /// bits as their exact f32 widening.
     #[test]
-    fn linear_rows_do_not_depend_on_the_batch() {
-        let (n_in, n_out) = (37, 11);
-        let w: Vec<f32> =
-            (0..n_in * n_out).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
-        let b: Vec<f32> = (0..n_out).map(|i| i as f32 * 0.1).collect();
-        let x: Vec<f32> = (0..3 * n_in).map(|i| ((i * 31) % 17) as f32 / 8.0 - 1.0).collect();
-        let mut all = vec![0.0; 3 * n_out];
-        linear(&x, &w, &b, &mut all, n_in);
-        for t in 0..3 {
-            let mut one = vec![0.0; n_out];
-            linear(&x[t * n_in..(t + 1) * n_in], &w, &b, &mut one, n_in);
-            assert_eq!(one, all[t * n_out..(t + 1) * n_out]);
-            for o in 0..n_out {
-                let exact: f32 =
-                    (0..n_in).map(|i| w[o * n_in + i] * x[t * n_in + i]).sum::<f32>() + b[o];
-                assert!((one[o] - exact).abs() < 1e-4);
+    fn every_path_matches_the_portable_reference_and_is_batch_independent() {
+        for path in available() {
+            for k in [1, 5, 16, 31, 64, 77, 768] {
+                let n_out = 37;
+                let w = values(n_out * k, k as u64);
+                let b = values(n_out, 7);
+                let rows = 9;
+                let x = values(rows * k, 3 + k as u64);
+                let mut reference = vec![0.0; rows * n_out];
+                linear(KernelPath::Portable, &x, Rows::F32(&w), Some(&b), &mut reference, n_out, k);
+                let mut all = vec![0.0; rows * n_out];
+                linear(path, &x, Rows::F32(&w), Some(&b), &mut all, n_out, k);
+                for t in 0..rows {
+                    for o in 0..n_out {
+                        let (wr, xr) = (&w[o * k..(o + 1) * k], &x[t * k..(t + 1) * k]);
+                        let exact: f64 = wr
+                            .iter()
+                            .zip(xr)
+                            .map(|(a, c)| f64::from(*a) * f64::from(*c))
+                            .sum::<f64>()
+                            + f64::from(b[o]);
+                        let scale: f64 =
+                            wr.iter().zip(xr).map(|(a, c)| f64::from((a * c).abs())).sum::<f64>()
+                                + 1.0;
+                        let (got, want) = (all[t * n_out + o], reference[t * n_out + o]);
+                        assert!(
+                            (got - want).abs() as f64 <= 1e-5 * scale,
+                            "{path:?} k={k} ({t},{o}): {got} vs {want}"
+                        );
+                        assert!((f64::from(got) - exact).abs() <= 1e-5 * scale, "{path:?} k={k}");
+                    }
+                    let mut one = vec![0.0; n_out];
+                    linear(path, &x[t * k..(t + 1) * k], Rows::F32(&w), Some(&b), &mut one, 0, k);
+                    assert_eq!(one, all[t * n_out..(t + 1) * n_out], "{path:?} k={k} row {t}");
+                }
+                for sub in 1..rows {
+                    let mut part = vec![0.0; sub * n_out];
+                    linear(path, &x[..sub * k], Rows::F32(&w), Some(&b), &mut part, n_out, k);
+                    assert_eq!(part, all[..sub * n_out], "{path:?} k={k}, {sub} rows");
+                }
+                let halves: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+                let brains: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+                let wide_h: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
+                let wide_b: Vec<f32> = brains.iter().map(|v| v.to_f32()).collect();
+                for (narrow, wide) in [(Rows::F16(&halves), wide_h), (Rows::Bf16(&brains), wide_b)]
+                {
+                    let (mut got, mut want) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+                    linear(path, &x, narrow, None, &mut got, n_out, k);
+                    linear(path, &x, Rows::F32(&wide), None, &mut want, n_out, k);
+                    assert_eq!(got, want, "{path:?} k={k}: {narrow:?}");
+                }
             }
         }
-        let mut threaded = vec![0.0; n_out];
-        linear_threaded(&x[..n_in], &w, &b, &mut threaded, n_in, 3, &mut []);
-        assert_eq!(threaded, all[..n_out]);
     }
 
     #[test]
     fn threaded_linear_is_bit_identical_on_large_outputs() {
-        let (n_in, n_out) = (64, 1000);
-        let w: Vec<f32> =
-            (0..n_in * n_out).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
-        let b = vec![0.5; n_out];
-        // One input row, then five (split by output rows through `tmp`).
-        for rows in [1, 5] {
-            let x: Vec<f32> = (0..rows * n_in).map(|i| (i % 97) as f32 / 64.0).collect();
-            let mut one = vec![0.0; rows * n_out];
-            let mut many = vec![0.0; rows * n_out];
-            let mut tmp = vec![0.0; rows * n_out];
-            linear(&x, &w, &b, &mut one, n_in);
-            linear_threaded(&x, &w, &b, &mut many, n_in, 3, &mut tmp);
-            assert!(one.iter().zip(&many).all(|(a, c)| a.to_bits() == c.to_bits()), "{rows} rows");
+        let (k, n_out) = (64, 1000);
+        let w = values(k * n_out, 11);
+        let b = values(n_out, 12);
+        for path in available() {
+            // One input row, then five (split by output rows through `tmp`).
+            for rows in [1, 5] {
+                let x = values(rows * k, rows as u64);
+                let mut one = vec![0.0; rows * n_out];
+                let mut many = vec![0.0; rows * n_out];
+                let mut tmp = vec![0.0; rows * n_out];
+                linear(path, &x, Rows::F32(&w), Some(&b), &mut one, n_out, k);
+                linear_threaded(path, &x, Rows::F32(&w), Some(&b), &mut many, k, 3, &mut tmp);
+                assert!(
+                    one.iter().zip(&many).all(|(a, c)| a.to_bits() == c.to_bits()),
+                    "{path:?}, {rows} rows"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attention_kernels_match_the_portable_reference() {
+        for path in available() {
+            for (d, n) in [(64, 1), (64, 7), (13, 9), (64, 300)] {
+                let q = values(d, d as u64);
+                let keys = values(n * d, 5);
+                let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
+                scores(KernelPath::Portable, &q, &keys, 0.125, &mut want);
+                scores(path, &q, &keys, 0.125, &mut got);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * d as f32, "{path:?} d={d} n={n}: {g} vs {w}");
+                }
+                // Alone or among others, a key's score is the same bits.
+                let mut last = [0.0];
+                scores(path, &q, &keys[(n - 1) * d..], 0.125, &mut last);
+                assert_eq!(last[0], got[n - 1]);
+                let p = values(n, 9);
+                let (mut want, mut got) = (vec![0.0; d], vec![0.0; d]);
+                weighted_sum(KernelPath::Portable, &p, &keys, &mut want);
+                weighted_sum(path, &p, &keys, &mut got);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-5 * n as f32, "{path:?} d={d} n={n}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_best_path_is_available_and_names_round_trip() {
+        assert!(KernelPath::best().is_available());
+        for path in KernelPath::ALL {
+            assert_eq!(KernelPath::parse(path.name()), Some(path));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx512f") {
+            assert_eq!(KernelPath::best(), KernelPath::Avx512);
         }
     }
 

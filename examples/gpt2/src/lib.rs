@@ -7,7 +7,10 @@
 //!   token.
 //! - [`Config`] and [`Weights`] read `config.json` and `model.safetensors`
 //!   (the published `openai-community/gpt2` key layout and the one
-//!   `save_pretrained` writes; f32, f16 or bf16; any GPT-2 size).
+//!   `save_pretrained` writes; f32, f16 or bf16, 16-bit files kept in 16
+//!   bits; any GPT-2 size).
+//! - The matrix products and attention run on the widest [`KernelPath`]
+//!   the CPU has (AVX-512, AVX2+FMA, or portable), chosen at run time.
 //! - [`Tokenizer`] encodes and decodes exactly as GPT-2's tokenizer does,
 //!   from `tokenizer.json`, `vocab.json` + `merges.txt`, or a built-in copy.
 //! - [`lookup`] finds a model directory: an explicit path, the Hugging Face
@@ -29,7 +32,9 @@
 //! ```
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// `unsafe` only in `kernels::x86`, for the run-time-dispatched SIMD
+// kernels (each use has a `// SAFETY:` comment); denied everywhere else.
+#![deny(unsafe_code)]
 
 mod beams;
 pub mod cli;
@@ -38,6 +43,7 @@ pub mod demo;
 mod error;
 mod kernels;
 pub mod lookup;
+pub mod matrix;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;
@@ -45,6 +51,8 @@ pub mod weights;
 pub use self::beams::Gpt2Beams;
 pub use self::config::{Activation, Config};
 pub use self::error::{Gpt2Error, Result};
+pub use self::kernels::KernelPath;
+pub use self::matrix::{Dtype, Matrix};
 pub use self::model::Gpt2;
 pub use self::tokenizer::Tokenizer;
 pub use self::weights::Weights;

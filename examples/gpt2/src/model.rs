@@ -3,16 +3,19 @@
 use std::path::Path;
 
 use decoding::{LanguageModel, TokenId};
-use ndarray::{Array2, Array3, ArrayView2, Axis, aview1};
+use ndarray::{Array3, ArrayView2, Axis, aview1};
 
 use crate::config::Config;
 use crate::error::{Gpt2Error, Result};
-use crate::kernels::{activate, axpy, dot, layer_norm, linear, linear_threaded, softmax};
+use crate::kernels::{
+    KernelPath, activate, layer_norm, linear, linear_threaded, scores, softmax, weighted_sum,
+};
 use crate::weights::{Linear, Weights};
 
-/// Positions processed together in a prefill: each weight row is reused
-/// from cache for this many inputs, and the scratch buffers stay small.
-const CHUNK: usize = 32;
+/// Positions processed together in a prefill: each weight is read from
+/// memory once for this many inputs (a 256-token prompt reads the weights
+/// twice), and the scratch buffers stay a few megabytes.
+const CHUNK: usize = 128;
 
 /// GPT-2, ready to generate: the weights, a KV cache preallocated to
 /// `n_positions`, and scratch buffers, so a cached step allocates nothing.
@@ -34,8 +37,10 @@ const CHUNK: usize = 32;
 /// layers are stored `[out, in]` so each output is one dot product), the
 /// head included: the 50257 × 768 embedding table is one pass for all
 /// logits. The step is bound by memory bandwidth (about 500 MB of f32
-/// weights for the 124M model). [`Gpt2::with_threads`] splits the step's
-/// matrix products across threads.
+/// weights for the 124M model, half that for an f16 or bf16 checkpoint,
+/// which stays in 16 bits). The products run on the widest
+/// [`KernelPath`] the CPU has ([`Gpt2::with_kernels`] picks another);
+/// [`Gpt2::with_threads`] splits them across threads.
 ///
 /// # Example
 ///
@@ -56,6 +61,7 @@ pub struct Gpt2 {
     pub(crate) cache: KvCache,
     scratch: Scratch,
     threads: usize,
+    kernels: KernelPath,
 }
 
 /// The keys and values of the positions fed so far: one sequence's state.
@@ -159,7 +165,7 @@ impl Gpt2 {
             lanes: Vec::with_capacity(CHUNK),
             tmp: vec![0.0; CHUNK * (3 * c.n_embd).max(c.n_inner)],
         };
-        Ok(Self { cache, config, weights, scratch, threads: 1 })
+        Ok(Self { cache, config, weights, scratch, threads: 1, kernels: KernelPath::best() })
     }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model
@@ -183,6 +189,32 @@ impl Gpt2 {
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
+    }
+
+    /// Runs the products and attention on `path` instead of the widest
+    /// one the CPU has ([`KernelPath::best`], the default): to compare
+    /// paths, or to check what another CPU would compute. The logits of
+    /// different paths differ by rounding only.
+    ///
+    /// # Errors
+    ///
+    /// [`Gpt2Error::KernelUnavailable`] when this CPU cannot run `path`.
+    pub fn with_kernels(mut self, path: KernelPath) -> Result<Self> {
+        if !path.is_available() {
+            let available: Vec<&str> =
+                KernelPath::ALL.iter().filter(|p| p.is_available()).map(|p| p.name()).collect();
+            return Err(Gpt2Error::KernelUnavailable {
+                path: path.name(),
+                available: available.join(", "),
+            });
+        }
+        self.kernels = path;
+        Ok(self)
+    }
+
+    /// The kernel path the products run on.
+    pub fn kernels(&self) -> KernelPath {
+        self.kernels
     }
 
     /// The configuration.
@@ -236,7 +268,8 @@ impl Gpt2 {
             pos: start + t,
         }));
         let caches = std::slice::from_mut(&mut self.cache);
-        run_rows(&self.config, &self.weights, &mut self.scratch, self.threads, caches, &lanes);
+        let run = Run { path: self.kernels, threads: self.threads };
+        run_rows(&self.config, &self.weights, &mut self.scratch, run, caches, &lanes);
         self.scratch.lanes = lanes;
     }
 
@@ -287,7 +320,8 @@ impl Gpt2 {
                 cache,
                 pos: caches[cache].len,
             }));
-            run_rows(&self.config, &self.weights, &mut self.scratch, self.threads, caches, &ls);
+            let run = Run { path: self.kernels, threads: self.threads };
+            run_rows(&self.config, &self.weights, &mut self.scratch, run, caches, &ls);
             self.scratch.lanes = ls;
             let block = &mut logits[g * CHUNK * vocab..(g * CHUNK + group.len()) * vocab];
             if self.threads <= 1 {
@@ -314,24 +348,8 @@ impl Gpt2 {
             c.layer_norm_epsilon,
             h,
         );
-        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte);
-        let table = matrix_slice(table);
-        let h = &*h;
-        let head_part = |rows: &[f32], out: &mut [f32]| {
-            for (row, logit) in rows.chunks_exact(e).zip(out) {
-                *logit = dot(row, h);
-            }
-        };
-        if self.threads <= 1 {
-            head_part(table, logits);
-        } else {
-            let per = logits.len().div_ceil(self.threads);
-            std::thread::scope(|scope| {
-                for (out, rows) in logits.chunks_mut(per).zip(table.chunks(per * e)) {
-                    scope.spawn(move || head_part(rows, out));
-                }
-            });
-        }
+        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte).rows();
+        linear_threaded(self.kernels, h, table, None, logits, e, self.threads, &mut []);
     }
 
     /// Final LayerNorm of the first `rows` positions and the head, row `t`
@@ -349,12 +367,8 @@ impl Gpt2 {
             c.layer_norm_epsilon,
             h,
         );
-        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte);
-        for (id, row) in matrix_slice(table).chunks_exact(e).enumerate() {
-            for (t, h_t) in h.chunks_exact(e).enumerate() {
-                logits[t * vocab + id] = dot(row, h_t);
-            }
-        }
+        let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte).rows();
+        linear(self.kernels, h, table, None, logits, vocab, e);
     }
 }
 
@@ -432,6 +446,13 @@ impl decoding::RewindableModel for Gpt2 {
     }
 }
 
+/// How a block pass runs: the kernel path and the thread count.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    path: KernelPath,
+    threads: usize,
+}
+
 /// One row of a block pass: a new token, the cache it extends and its
 /// position there.
 #[derive(Debug, Clone, Copy)]
@@ -451,17 +472,16 @@ fn run_rows(
     c: &Config,
     w: &Weights,
     s: &mut Scratch,
-    threads: usize,
+    run: Run,
     caches: &mut [KvCache],
     lanes: &[Lane],
 ) {
     let (e, d, t_len) = (c.n_embd, c.head_dim(), lanes.len());
     let x = &mut s.x[..t_len * e];
     for (lane, row) in lanes.iter().zip(x.chunks_exact_mut(e)) {
-        let tok = w.wte.row(lane.token as usize);
-        let pos = w.wpe.row(lane.pos);
-        for ((out, a), b) in row.iter_mut().zip(tok).zip(pos) {
-            *out = a + b;
+        w.wte.widen_row(lane.token as usize, row);
+        for (out, b) in row.iter_mut().zip(w.wpe.row(lane.pos)) {
+            *out += b;
         }
     }
     for (layer, block) in w.blocks.iter().enumerate() {
@@ -478,7 +498,7 @@ fn run_rows(
             normed,
         );
         let qkv = &mut s.qkv[..t_len * 3 * e];
-        apply(&block.c_attn, normed, qkv, threads, &mut s.tmp);
+        apply(&block.c_attn, normed, qkv, run, &mut s.tmp);
 
         // Write every row's key and value, then attend causally.
         for (lane, row) in lanes.iter().zip(qkv.chunks_exact(3 * e)) {
@@ -502,20 +522,15 @@ fn run_rows(
                 let q = &row[h * d..(h + 1) * d];
                 let k_h = head_rows(keys.index_axis(Axis(0), h));
                 let v_h = head_rows(values.index_axis(Axis(0), h));
-                let scores = &mut s.scores[..visible];
-                for (j, score) in scores.iter_mut().enumerate() {
-                    *score = dot(q, &k_h[j * d..(j + 1) * d]) * scale;
-                }
-                softmax(scores);
+                let weights = &mut s.scores[..visible];
+                scores(run.path, q, &k_h[..visible * d], scale, weights);
+                softmax(weights);
                 let out = &mut out_row[h * d..(h + 1) * d];
-                out.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    axpy(p, &v_h[j * d..(j + 1) * d], out);
-                }
+                weighted_sum(run.path, weights, &v_h[..visible * d], out);
             }
         }
         let proj = &mut s.proj[..t_len * e];
-        apply(&block.attn_proj, attn, proj, threads, &mut s.tmp);
+        apply(&block.attn_proj, attn, proj, run, &mut s.tmp);
         add_assign(x, proj);
 
         layer_norm(
@@ -526,9 +541,9 @@ fn run_rows(
             normed,
         );
         let hidden = &mut s.hidden[..t_len * c.n_inner];
-        apply(&block.c_fc, normed, hidden, threads, &mut s.tmp);
+        apply(&block.c_fc, normed, hidden, run, &mut s.tmp);
         activate(c.activation, hidden);
-        apply(&block.mlp_proj, hidden, proj, threads, &mut s.tmp);
+        apply(&block.mlp_proj, hidden, proj, run, &mut s.tmp);
         add_assign(x, proj);
     }
     for lane in lanes {
@@ -537,13 +552,13 @@ fn run_rows(
     }
 }
 
-fn apply(layer: &Linear, x: &[f32], y: &mut [f32], threads: usize, tmp: &mut [f32]) {
-    let n_in = layer.weight.ncols();
-    let (w, b) = (matrix_slice(&layer.weight), as_slice(&layer.bias));
-    if threads > 1 {
-        linear_threaded(x, w, b, y, n_in, threads, tmp);
+fn apply(layer: &Linear, x: &[f32], y: &mut [f32], run: Run, tmp: &mut [f32]) {
+    let (n_out, n_in) = layer.weight.dim();
+    let (w, b) = (layer.weight.rows(), Some(as_slice(&layer.bias)));
+    if run.threads > 1 {
+        linear_threaded(run.path, x, w, b, y, n_in, run.threads, tmp);
     } else {
-        linear(x, w, b, y, n_in);
+        linear(run.path, x, w, b, y, n_out, n_in);
     }
 }
 
@@ -551,11 +566,6 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, b) in x.iter_mut().zip(y) {
         *a += b;
     }
-}
-
-/// The weights are built in standard (row-major, contiguous) layout.
-fn matrix_slice(m: &Array2<f32>) -> &[f32] {
-    m.as_slice().unwrap_or_else(|| unreachable!("weights are stored row-major"))
 }
 
 fn as_slice(v: &ndarray::Array1<f32>) -> &[f32] {

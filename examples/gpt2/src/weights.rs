@@ -11,6 +11,13 @@
 //! mask is implicit in the forward pass. GPT-2's linear layers are stored
 //! as `Conv1D`, `[in, out]`; they are transposed here to `[out, in]` so
 //! that each output is one contiguous row (see [`crate::model`]).
+//!
+//! The matrices (the linear layers and the token embeddings, which are also
+//! the head) keep the file's precision: an f16 or bf16 checkpoint stays in
+//! 16 bits in memory, half the bytes a generation step reads, and the
+//! kernels widen it exactly (see [`Matrix`]). Biases, LayerNorms and the
+//! position embeddings (one row read per token) are widened to f32 at load.
+//! [`Weights::converted`] changes the matrices' precision after loading.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,12 +28,13 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use crate::config::Config;
 use crate::error::{Gpt2Error, Result, io_error};
+use crate::matrix::{Dtype as WeightDtype, Matrix};
 
 /// A linear layer, `y = W x + b`, with `W` stored `[out, in]`.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `[out, in]`, row-major.
-    pub weight: Array2<f32>,
+    /// `[out, in]`, row-major, in the file's precision.
+    pub weight: Matrix,
     /// `[out]`.
     pub bias: Array1<f32>,
 }
@@ -57,11 +65,12 @@ pub struct Block {
     pub mlp_proj: Linear,
 }
 
-/// All of GPT-2's parameters, in f32.
+/// All of GPT-2's parameters: the matrices in the file's precision (f32,
+/// f16 or bf16), the vectors in f32.
 #[derive(Debug, Clone)]
 pub struct Weights {
-    /// Token embeddings, `[vocab_size, n_embd]`.
-    pub wte: Array2<f32>,
+    /// Token embeddings, `[vocab_size, n_embd]` (also the head when tied).
+    pub wte: Matrix,
     /// Position embeddings, `[n_positions, n_embd]`.
     pub wpe: Array2<f32>,
     /// The blocks, `n_layer` of them.
@@ -69,7 +78,7 @@ pub struct Weights {
     /// Final LayerNorm.
     pub ln_f: Norm,
     /// An untied head, `[vocab_size, n_embd]`; `None` when the head is `wte`.
-    pub lm_head: Option<Array2<f32>>,
+    pub lm_head: Option<Matrix>,
 }
 
 /// Which names the file uses.
@@ -129,6 +138,50 @@ impl Weights {
         let loader = Loader::new(&file, path, config)?;
         loader.load()
     }
+
+    /// The weights with every matrix in `dtype`: widening (to f32) is
+    /// exact and gives the same logits; narrowing (f32 to f16 or bf16)
+    /// rounds each weight to nearest and halves the bytes read per token.
+    #[must_use]
+    pub fn converted(mut self, dtype: WeightDtype) -> Self {
+        let convert = |m: &mut Matrix| {
+            let placeholder = Matrix::F32(Array2::zeros((0, 0)));
+            *m = std::mem::replace(m, placeholder).converted(dtype);
+        };
+        convert(&mut self.wte);
+        if let Some(head) = &mut self.lm_head {
+            convert(head);
+        }
+        for b in &mut self.blocks {
+            for l in [&mut b.c_attn, &mut b.attn_proj, &mut b.c_fc, &mut b.mlp_proj] {
+                convert(&mut l.weight);
+            }
+        }
+        self
+    }
+
+    /// The precision of the matrices (that of the token embeddings; the
+    /// loader and [`Weights::converted`] keep them all alike).
+    pub fn dtype(&self) -> WeightDtype {
+        self.wte.dtype()
+    }
+
+    /// Bytes of the matrices a generation step reads: every linear layer
+    /// and the head (the embedding rows of the new tokens aside).
+    pub fn bytes_per_step(&self) -> usize {
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte).bytes();
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                [&b.c_attn, &b.attn_proj, &b.c_fc, &b.mlp_proj]
+                    .iter()
+                    .map(|l| l.weight.bytes() + 4 * l.bias.len())
+                    .sum::<usize>()
+            })
+            .sum();
+        head + blocks
+    }
 }
 
 struct Loader<'a, 'data> {
@@ -183,7 +236,7 @@ impl<'a, 'data> Loader<'a, 'data> {
         let c = self.config;
         let (v, e, f) = (c.vocab_size, c.n_embd, c.n_inner);
         let wte = self.matrix("wte.weight", [v, e], false)?;
-        let wpe = self.matrix("wpe.weight", [c.n_positions, e], false)?;
+        let wpe = self.matrix("wpe.weight", [c.n_positions, e], false)?.to_f32();
         let blocks = (0..c.n_layer)
             .map(|i| {
                 let p = format!("h.{i}.");
@@ -202,7 +255,7 @@ impl<'a, 'data> Loader<'a, 'data> {
             None
         } else {
             // The head sits outside `transformer.` in both layouts.
-            Some(self.read("lm_head.weight", &[v, e], "", false).map(|d| to_matrix(d, v, e))?)
+            Some(self.read("lm_head.weight", &[v, e], "", false).map(|d| d.into_matrix(v, e))?)
         };
         Ok(Weights { wte, wpe, blocks, ln_f, lm_head })
     }
@@ -224,20 +277,20 @@ impl<'a, 'data> Loader<'a, 'data> {
 
     fn vector(&self, name: &str, n: usize) -> Result<Array1<f32>> {
         let prefix = self.layout.prefix();
-        self.read(name, &[n], prefix, false).map(Array1::from_vec)
+        self.read(name, &[n], prefix, false).map(|d| Array1::from_vec(d.into_f32()))
     }
 
     /// A `[rows, cols]` tensor, as `[cols, rows]` when `transpose`.
-    fn matrix(&self, name: &str, [rows, cols]: [usize; 2], transpose: bool) -> Result<Array2<f32>> {
+    fn matrix(&self, name: &str, [rows, cols]: [usize; 2], transpose: bool) -> Result<Matrix> {
         let prefix = self.layout.prefix();
         let data = self.read(name, &[rows, cols], prefix, transpose)?;
-        Ok(if transpose { to_matrix(data, cols, rows) } else { to_matrix(data, rows, cols) })
+        Ok(if transpose { data.into_matrix(cols, rows) } else { data.into_matrix(rows, cols) })
     }
 
-    /// The tensor `prefix + name`, checked against `shape`, in f32; with
-    /// `transpose`, a 2-D tensor comes back in column-major order (that is,
-    /// its transpose in row-major order).
-    fn read(&self, name: &str, shape: &[usize], prefix: &str, transpose: bool) -> Result<Vec<f32>> {
+    /// The tensor `prefix + name`, checked against `shape`, in its file's
+    /// precision; with `transpose`, a 2-D tensor comes back in column-major
+    /// order (that is, its transpose in row-major order).
+    fn read(&self, name: &str, shape: &[usize], prefix: &str, transpose: bool) -> Result<Values> {
         let full = format!("{prefix}{name}");
         let view = self.file.tensor(&full).map_err(|_| Gpt2Error::MissingTensor {
             path: self.path.clone(),
@@ -262,18 +315,51 @@ impl<'a, 'data> Loader<'a, 'data> {
             name: full,
             dtype: format!("{:?}", view.dtype()),
         })?;
-        Ok(if transpose { transposed(&values, shape[0], shape[1]) } else { values })
+        Ok(if transpose {
+            match values {
+                Values::F32(v) => Values::F32(transposed(&v, shape[0], shape[1])),
+                Values::F16(v) => Values::F16(transposed(&v, shape[0], shape[1])),
+                Values::Bf16(v) => Values::Bf16(transposed(&v, shape[0], shape[1])),
+            }
+        } else {
+            values
+        })
     }
 }
 
-fn to_matrix(data: Vec<f32>, rows: usize, cols: usize) -> Array2<f32> {
-    Array2::from_shape_vec((rows, cols), data)
-        .unwrap_or_else(|_| unreachable!("the length was checked against the shape"))
+/// A tensor's values in the file's precision.
+#[derive(Debug, PartialEq)]
+enum Values {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Bf16(Vec<bf16>),
+}
+
+impl Values {
+    fn into_f32(self) -> Vec<f32> {
+        match self {
+            Values::F32(v) => v,
+            Values::F16(v) => v.into_iter().map(f16::to_f32).collect(),
+            Values::Bf16(v) => v.into_iter().map(bf16::to_f32).collect(),
+        }
+    }
+
+    fn into_matrix(self, rows: usize, cols: usize) -> Matrix {
+        fn shaped<T>(data: Vec<T>, rows: usize, cols: usize) -> Array2<T> {
+            Array2::from_shape_vec((rows, cols), data)
+                .unwrap_or_else(|_| unreachable!("the length was checked against the shape"))
+        }
+        match self {
+            Values::F32(v) => Matrix::F32(shaped(v, rows, cols)),
+            Values::F16(v) => Matrix::F16(shaped(v, rows, cols)),
+            Values::Bf16(v) => Matrix::Bf16(shaped(v, rows, cols)),
+        }
+    }
 }
 
 /// Row-major `rows × cols` to row-major `cols × rows`.
-fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
+fn transposed<T: Copy + Default>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
     // Blocks keep both sides in cache.
     const B: usize = 32;
     for r0 in (0..rows).step_by(B) {
@@ -288,17 +374,18 @@ fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Little-endian F32, F16 or BF16 bytes to f32; `None` for other types.
-fn decode(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+/// Little-endian F32, F16 or BF16 bytes, kept in their precision; `None`
+/// for other types.
+fn decode(dtype: Dtype, data: &[u8]) -> Option<Values> {
     Some(match dtype {
-        Dtype::F32 => {
-            data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-        }
+        Dtype::F32 => Values::F32(
+            data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        ),
         Dtype::F16 => {
-            data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            Values::F16(data.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]])).collect())
         }
         Dtype::BF16 => {
-            data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            Values::Bf16(data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]])).collect())
         }
         _ => return None,
     })
@@ -373,10 +460,13 @@ mod tests {
     fn decodes_half_precision_exactly() {
         // 1.0, -2.0, 0.5 in f16 and bf16, little-endian.
         let f16_bytes = [0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38];
-        assert_eq!(decode(Dtype::F16, &f16_bytes), Some(vec![1.0, -2.0, 0.5]));
+        let f32s = |v: Option<Values>| v.map(Values::into_f32);
+        assert_eq!(f32s(decode(Dtype::F16, &f16_bytes)), Some(vec![1.0, -2.0, 0.5]));
+        assert!(matches!(decode(Dtype::F16, &f16_bytes), Some(Values::F16(_))));
         let bf16_bytes = [0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3f];
-        assert_eq!(decode(Dtype::BF16, &bf16_bytes), Some(vec![1.0, -2.0, 0.5]));
-        assert_eq!(decode(Dtype::F32, &1.5f32.to_le_bytes()), Some(vec![1.5]));
+        assert_eq!(f32s(decode(Dtype::BF16, &bf16_bytes)), Some(vec![1.0, -2.0, 0.5]));
+        assert!(matches!(decode(Dtype::BF16, &bf16_bytes), Some(Values::Bf16(_))));
+        assert_eq!(decode(Dtype::F32, &1.5f32.to_le_bytes()), Some(Values::F32(vec![1.5])));
         assert_eq!(decode(Dtype::I64, &[0; 8]), None);
     }
 }

@@ -75,6 +75,36 @@ fn json_output_has_transformers_greedy_ids() {
 }
 
 #[test]
+fn every_kernel_path_and_weight_precision_gives_transformers_greedy_ids() {
+    let model = data().join("tiny-gpt2");
+    let case = &cases()[0];
+    let n = case.greedy_ids.len().to_string();
+    for path in gpt2::KernelPath::ALL.into_iter().filter(|p| p.is_available()) {
+        // The fixture's weights are f16: kept in 16 bits, or widened exactly.
+        for (dtype, reported) in [(None, "f16"), (Some("f32"), "f32")] {
+            let mut args = vec!["--model", model.to_str().unwrap(), "--prompt", &case.prompt];
+            args.extend(["--max-new-tokens", &n, "--ignore-eos", "--json"]);
+            args.extend(["--kernels", path.name()]);
+            if let Some(dtype) = dtype {
+                args.extend(["--dtype", dtype]);
+            }
+            let out = run(&args);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let ids: Vec<u32> = json["generated_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(ids, case.greedy_ids, "{path:?} {dtype:?}");
+            assert_eq!(json["kernels"], path.name());
+            assert_eq!(json["weights_dtype"], reported);
+        }
+    }
+}
+
+#[test]
 fn streaming_prints_the_prompt_then_the_text_and_the_speed() {
     let model = data().join("tiny-gpt2");
     let case = &cases()[1];

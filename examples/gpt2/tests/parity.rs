@@ -127,7 +127,7 @@ fn cached_and_uncached_runs_are_bit_identical() {
         assert_eq!(&logits, cached, "step {step}");
         sequence.push(ids[step]);
     }
-    // Longer than one prefill chunk, fed in uneven pieces.
+    // Fed in uneven pieces (tests/kernel_paths.rs crosses the prefill chunk).
     model.reset();
     model.forward(&sequence[..45], &mut logits).unwrap();
     let mut pieces = logits.clone();
