@@ -9,50 +9,15 @@ use decoding::sampler::{Categorical, Greedy};
 use decoding::{Context, LogitsProcessorExt, Pipeline, Sampler, Scores, rng_from_seed};
 use rand::Rng;
 
-/// Upper 1e-6 quantile of the chi-square distribution with `df` degrees of
-/// freedom (Wilson–Hilferty; accurate to well under 1% for df >= 10).
-fn chi2_critical_1e6(df: usize) -> f64 {
-    let z = 4.753_424_308_822_899; // standard normal upper 1e-6 quantile
-    let k = df as f64;
-    let a = 2.0 / (9.0 * k);
-    k * (1.0 - a + z * a.sqrt()).powi(3)
-}
+#[path = "common/chi_square.rs"]
+mod chi_square;
 
-/// Exact softmax of `row` in f64.
-fn softmax(row: &[f32]) -> Vec<f64> {
-    let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let w: Vec<f64> = row.iter().map(|&x| (x as f64 - m).exp()).collect();
-    let z: f64 = w.iter().sum();
-    w.into_iter().map(|x| x / z).collect()
-}
+use chi_square::{chi2_critical, draw, softmax};
 
-/// Pearson's statistic over the categories of positive probability.
-fn chi2(counts: &[u64], probs: &[f64], n: u64) -> (f64, usize) {
-    let mut stat = 0.0;
-    let mut df = 0;
-    for (&c, &p) in counts.iter().zip(probs) {
-        if p > 0.0 {
-            let e = p * n as f64;
-            stat += (c as f64 - e).powi(2) / e;
-            df += 1;
-        } else {
-            assert_eq!(c, 0, "a token of probability 0 was drawn");
-        }
-    }
-    (stat, df - 1)
-}
-
-fn draw_counts(row: &[f32], n: u64, seed: u64, pipeline: &mut Pipeline) -> Vec<u64> {
-    let mut counts = vec![0u64; row.len()];
-    let mut rng = rng_from_seed(seed);
-    let mut sampler = Categorical::new();
-    let mut buf = row.to_vec();
-    for _ in 0..n {
-        buf.copy_from_slice(row);
-        let s = pipeline.sample(&Context::empty(), &mut buf, &mut sampler, &mut rng).unwrap();
-        counts[s.token as usize] += 1;
-    }
-    counts
+/// Pearson's statistic and its degrees of freedom; a token of probability
+/// 0 that was drawn fails the test.
+fn chi2(counts: &[u64], probs: &[f64]) -> (f64, usize) {
+    chi_square::chi2(counts, probs).expect("a token of probability 0 was drawn")
 }
 
 fn test_row(v: usize) -> Vec<f32> {
@@ -66,9 +31,9 @@ fn test_row(v: usize) -> Vec<f32> {
 fn categorical_draws_from_the_exact_softmax() {
     let row = test_row(200);
     let n = 400_000;
-    let counts = draw_counts(&row, n, 0x5eed, &mut Pipeline::new());
-    let (stat, df) = chi2(&counts, &softmax(&row), n);
-    assert!(stat < chi2_critical_1e6(df), "chi2 = {stat:.1} with df = {df}");
+    let counts = draw(&mut Pipeline::new(), &row, n, 0x5eed);
+    let (stat, df) = chi2(&counts, &softmax(&row));
+    assert!(stat < chi2_critical(df), "chi2 = {stat:.1} with df = {df}");
 }
 
 #[test]
@@ -76,9 +41,9 @@ fn categorical_over_several_blocks_draws_from_the_exact_softmax() {
     // 3000 tokens span three 1024-entry blocks of cumulative sums.
     let row = test_row(3000);
     let n = 300_000;
-    let counts = draw_counts(&row, n, 77, &mut Pipeline::new());
-    let (stat, df) = chi2(&counts, &softmax(&row), n);
-    assert!(stat < chi2_critical_1e6(df), "chi2 = {stat:.1} with df = {df}");
+    let counts = draw(&mut Pipeline::new(), &row, n, 77);
+    let (stat, df) = chi2(&counts, &softmax(&row));
+    assert!(stat < chi2_critical(df), "chi2 = {stat:.1} with df = {df}");
 }
 
 #[test]
@@ -87,15 +52,15 @@ fn top_k_then_temperature_draws_from_the_renormalized_survivors() {
     let n = 200_000;
     let mut pipeline =
         Pipeline::new().with(TopK::new(20).unwrap()).with(Temperature::new(0.7).unwrap());
-    let counts = draw_counts(&row, n, 3, &mut pipeline);
+    let counts = draw(&mut pipeline, &row, n, 3);
     // Expected: the processed row, computed independently.
     let mut sorted: Vec<f32> = row.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
     let kth = sorted[19];
     let expected_row: Vec<f32> =
         row.iter().map(|&x| if x >= kth { x / 0.7 } else { f32::NEG_INFINITY }).collect();
-    let (stat, df) = chi2(&counts, &softmax(&expected_row), n);
-    assert!(stat < chi2_critical_1e6(df), "chi2 = {stat:.1} with df = {df}");
+    let (stat, df) = chi2(&counts, &softmax(&expected_row));
+    assert!(stat < chi2_critical(df), "chi2 = {stat:.1} with df = {df}");
 }
 
 #[test]

@@ -60,7 +60,7 @@ use decoding::{Context, LogitsProcessor, Pipeline, Sampler, Scores, rng_from_see
 #[path = "common/chi_square.rs"]
 mod chi_square;
 
-use chi_square::{chi2_critical, softmax};
+use chi_square::{chi2_critical, draw, softmax};
 
 /// Pearson's statistic and its degrees of freedom; a token of probability
 /// 0 that was drawn fails the test.
@@ -85,21 +85,6 @@ fn processed(pipeline: &mut Pipeline, row: &[f32]) -> Vec<f32> {
     let mut out = row.to_vec();
     pipeline.process(&Context::empty(), &mut out).unwrap();
     out
-}
-
-/// `n` draws through `Pipeline::sample` (the fast path, which never writes
-/// the processed row back), counted per token.
-fn draw(pipeline: &mut Pipeline, row: &[f32], n: u64, seed: u64) -> Vec<u64> {
-    let mut counts = vec![0u64; row.len()];
-    let mut rng = rng_from_seed(seed);
-    let mut sampler = Categorical::new();
-    let mut buf = row.to_vec();
-    for _ in 0..n {
-        buf.copy_from_slice(row);
-        let s = pipeline.sample(&Context::empty(), &mut buf, &mut sampler, &mut rng).unwrap();
-        counts[s.token as usize] += 1;
-    }
-    counts
 }
 
 /// Checks the law and the tail of `counts` against `probs`.

@@ -1,12 +1,15 @@
 //! The goodness-of-fit machinery shared by the statistical tests
-//! (`tests/statistics.rs`, the speculative-decoding tests): the exact
-//! softmax, Pearson's statistic with merged small bins, and the critical
-//! value at α = 1e-6.
+//! (`tests/statistics.rs`, `tests/sampling.rs`, the speculative-decoding
+//! tests): the exact softmax, Pearson's statistic with merged small bins,
+//! the critical value at α = 1e-6, and draws counted per token.
 //!
 //! Included with `#[path = ".../common/chi_square.rs"] mod chi_square;`.
 
 // Each including crate uses a part of the helpers.
 #![allow(dead_code)]
+
+use decoding::sampler::Categorical;
+use decoding::{Context, Pipeline, rng_from_seed};
 
 /// Standard normal upper quantile at 1e-6 (one-sided), for the chi-square
 /// approximation.
@@ -65,4 +68,20 @@ pub fn chi2(counts: &[u64], probs: &[f64]) -> Option<(f64, usize)> {
     }
     let stat = bins.iter().map(|&(o, e)| (o - e) * (o - e) / e).sum();
     Some((stat, bins.len().saturating_sub(1)))
+}
+
+/// `n` draws through `Pipeline::sample` (the fast path, which never writes
+/// the processed row back) from a fresh copy of `row` each time, with the
+/// seeded generator of `seed`, counted per token.
+pub fn draw(pipeline: &mut Pipeline, row: &[f32], n: u64, seed: u64) -> Vec<u64> {
+    let mut counts = vec![0u64; row.len()];
+    let mut rng = rng_from_seed(seed);
+    let mut sampler = Categorical::new();
+    let mut buf = row.to_vec();
+    for _ in 0..n {
+        buf.copy_from_slice(row);
+        let s = pipeline.sample(&Context::empty(), &mut buf, &mut sampler, &mut rng).unwrap();
+        counts[s.token as usize] += 1;
+    }
+    counts
 }
