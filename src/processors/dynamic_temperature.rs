@@ -1,5 +1,6 @@
 //! Dynamic (entropy-based) temperature.
 
+use super::temperature::{keep_first_maximum, live_max_abs};
 use crate::math::softmax_entropy;
 use crate::{Context, Error, LogitsProcessor, Scores};
 
@@ -124,21 +125,13 @@ impl LogitsProcessor for DynamicTemperature {
             return Ok(());
         };
         if t == 0.0 {
-            if let Some((id, _)) = scores.argmax() {
-                scores.set_live([id], true);
-            }
+            keep_first_maximum(scores);
             return Ok(());
         }
         if t == 1.0 {
             return Ok(());
         }
-        let mut max_abs = 0.0f32;
-        scores.for_each_live(|_, x| {
-            if x > f32::NEG_INFINITY {
-                max_abs = max_abs.max(x.abs());
-            }
-        });
-        if t < 1.0 && max_abs > t * f32::MAX {
+        if t < 1.0 && live_max_abs(scores) > t * f32::MAX {
             let m = scores.max();
             // A finite score stays finite: the far tail saturates at f32::MIN.
             scores.scale_live(|x| {

@@ -62,9 +62,7 @@ impl LogitsProcessor for Temperature {
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let t = self.t;
         if t == 0.0 {
-            if let Some((id, _)) = scores.argmax() {
-                scores.set_live([id], true);
-            }
+            keep_first_maximum(scores);
             return Ok(());
         }
         if t == 1.0 {
@@ -73,19 +71,7 @@ impl LogitsProcessor for Temperature {
         if t < 1.0 {
             // x / t overflows iff |x| > t * f32::MAX.
             let limit = t * f32::MAX;
-            let max_abs = match scores.live_ids() {
-                None => crate::math::max_abs_finite(scores.values()),
-                Some(_) => {
-                    let mut max_abs = 0.0f32;
-                    scores.for_each_live(|_, x| {
-                        if x > f32::NEG_INFINITY {
-                            max_abs = max_abs.max(x.abs());
-                        }
-                    });
-                    max_abs
-                }
-            };
-            if max_abs > limit {
+            if live_max_abs(scores) > limit {
                 let m = scores.max();
                 scores.scale_live(|x| (x - m) / t);
                 return Ok(());
@@ -93,6 +79,32 @@ impl LogitsProcessor for Temperature {
         }
         scores.scale_live(|x| x / t);
         Ok(())
+    }
+}
+
+/// Temperature 0: keeps only the first maximum (greedy), as a sorted live
+/// set of one. Shared with [`DynamicTemperature`](super::DynamicTemperature).
+pub(super) fn keep_first_maximum(scores: &mut Scores<'_>) {
+    if let Some((id, _)) = scores.argmax() {
+        scores.set_live([id], true);
+    }
+}
+
+/// The largest `|x|` over the live scores above `-inf` (0 for none): the
+/// vectorized pass over a full row, a walk of the survivors otherwise.
+/// Decides whether `x / t` could overflow.
+pub(super) fn live_max_abs(scores: &Scores<'_>) -> f32 {
+    match scores.live_ids() {
+        None => crate::math::max_abs_finite(scores.values()),
+        Some(_) => {
+            let mut max_abs = 0.0f32;
+            scores.for_each_live(|_, x| {
+                if x > f32::NEG_INFINITY {
+                    max_abs = max_abs.max(x.abs());
+                }
+            });
+            max_abs
+        }
     }
 }
 
