@@ -1,5 +1,6 @@
 //! One decoding step's scores: a dense row plus the set of tokens still alive.
 
+use crate::math::rank_ids_desc;
 use crate::{Error, TokenId};
 
 /// The scores of one decoding step, as the processors of a pipeline see them.
@@ -24,7 +25,8 @@ use crate::{Error, TokenId};
 /// # Order of the live set
 ///
 /// The live set may be marked **sorted**: ordered by score, highest first,
-/// ties broken by the *higher* token id first. (This mirrors transformers'
+/// ties broken by the *higher* token id first (`-0.0` and `0.0` are equal
+/// scores). (This mirrors transformers'
 /// ascending sort read backwards; it decides which of two equal tokens
 /// survives a top-p or typical cut.) Truncations that already have the
 /// survivors in order mark the set sorted, which lets a later top-p skip its
@@ -210,9 +212,7 @@ impl<'a> Scores<'a> {
             return;
         }
         self.rewrite_live(|values, live| {
-            live.sort_unstable_by(|&a, &b| {
-                values[b as usize].total_cmp(&values[a as usize]).then(b.cmp(&a))
-            });
+            live.sort_unstable_by(|&a, &b| rank_ids_desc(values, a, b));
             true
         });
     }

@@ -18,7 +18,7 @@ mod softmax;
 pub(crate) mod testing;
 
 pub(crate) use exp::exp;
-pub(crate) use rank::{Entry, first_stop, rank_desc, sort_ranked};
+pub(crate) use rank::{Entry, first_stop, rank_desc, rank_ids_desc, sort_ranked};
 pub(crate) use reduce::{argmax, check_row, max, max_abs_finite, max_checked, position_of};
 pub(crate) use select::{gather_between, top_candidates, top_n};
 pub(crate) use softmax::{ProbFloor, Softmax, normalizer, softmax_entropy, sum_exp, sum_exp_ids};

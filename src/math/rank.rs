@@ -9,10 +9,20 @@ use crate::TokenId;
 pub(crate) type Entry = (f32, TokenId);
 
 /// The crate's rank order of live tokens (see [`Scores`]): score
-/// descending, the higher id first among equal scores.
+/// descending, the higher id first among equal scores. Scores compare as
+/// IEEE numbers (as transformers' sort compares them): `-0.0` and `0.0` are
+/// equal scores, and the tie rule decides between them.
 #[inline]
 pub(crate) fn rank_desc(a: &Entry, b: &Entry) -> Ordering {
-    b.0.total_cmp(&a.0).then(b.1.cmp(&a.1))
+    // `x + 0.0` turns `-0.0` into `0.0` and leaves every other score as it
+    // is; the total order then agrees with `<` (scores are never NaN here).
+    (b.0 + 0.0).total_cmp(&(a.0 + 0.0)).then(b.1.cmp(&a.1))
+}
+
+/// [`rank_desc`] on ids, their scores read from `values`.
+#[inline]
+pub(crate) fn rank_ids_desc(values: &[f32], a: TokenId, b: TokenId) -> Ordering {
+    rank_desc(&(values[a as usize], a), &(values[b as usize], b))
 }
 
 /// A key whose ascending order is the order of [`f32::total_cmp`]: the
@@ -25,10 +35,11 @@ pub(crate) fn order_key(x: f32) -> u32 {
 
 /// Sorts entries in rank order ([`rank_desc`]) by one integer key per
 /// entry (score, then id, packed into 64 bits), which sorts several times
-/// faster than comparing floats and ids one field at a time.
+/// faster than comparing floats and ids one field at a time. The score is
+/// keyed as `x + 0.0`, so that `-0.0` ties with `0.0` as in [`rank_desc`].
 pub(crate) fn sort_ranked(entries: &mut [Entry]) {
     entries.sort_unstable_by_key(|e| {
-        std::cmp::Reverse((u64::from(order_key(e.0)) << 32) | u64::from(e.1))
+        std::cmp::Reverse((u64::from(order_key(e.0 + 0.0)) << 32) | u64::from(e.1))
     });
 }
 
@@ -149,6 +160,21 @@ mod tests {
             entries.iter().map(|e| (e.0.to_bits(), e.1)).collect::<Vec<_>>(),
             want.iter().map(|e| (e.0.to_bits(), e.1)).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn negative_zero_ties_with_zero() {
+        // Equal scores as IEEE numbers: the tie rule (higher id first)
+        // decides, not the sign bit.
+        assert_eq!(rank_desc(&(0.0, 1), &(-0.0, 2)), Ordering::Greater);
+        assert_eq!(rank_desc(&(-0.0, 2), &(0.0, 1)), Ordering::Less);
+        assert_eq!(rank_desc(&(-0.0, 3), &(-0.0, 3)), Ordering::Equal);
+        assert_eq!(rank_desc(&(1e-45, 0), &(0.0, 9)), Ordering::Less);
+        assert_eq!(rank_desc(&(-1e-45, 9), &(-0.0, 0)), Ordering::Greater);
+        let values = [0.0, -0.0, 0.0];
+        let mut ids = [0, 1, 2];
+        ids.sort_by(|&a, &b| rank_ids_desc(&values, a, b));
+        assert_eq!(ids, [2, 1, 0]);
     }
 
     #[test]

@@ -250,6 +250,15 @@ mod tests {
     }
 
     #[test]
+    fn exact_ties_negative_zero_with_zero() {
+        // -0.0 and 0.0 are equal scores: the lowest id among them stays.
+        let mut p = TopK::new(1).unwrap().exact();
+        assert_eq!(apply(&mut p, &[-0.0, 0.0, 0.0]), [-0.0, NEG, NEG]);
+        let mut p = TopK::new(2).unwrap().exact();
+        assert_eq!(apply(&mut p, &[0.0, 1.0, -0.0]), [0.0, 1.0, NEG]);
+    }
+
+    #[test]
     fn exact_with_min_tokens_to_keep_and_few_finite_scores() {
         let mut p = TopK::new(1).unwrap().min_tokens_to_keep(2).unwrap().exact();
         assert_eq!(apply(&mut p, &[1.0, 1.0, 1.0]), [1.0, 1.0, NEG]);

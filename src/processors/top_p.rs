@@ -403,6 +403,21 @@ mod tests {
     }
 
     #[test]
+    fn negative_zero_ties_with_zero() {
+        // -0.0 and 0.0 are equal scores: the higher id ranks first, as for
+        // any tie (found by the reference property test).
+        assert_eq!(survivors(&mut top_p(0.5), &[0.0, -0.0]), [1]);
+        assert_eq!(survivors(&mut top_p(0.5), &[-0.0, 0.0]), [1]);
+        let mut row = vec![-0.0f32; 300];
+        row[7] = 0.0;
+        row[299] = 1e-45;
+        // 1e-45 - 0 rounds to a weight of 1 like the rest: the first round
+        // holds token 299, then ids 298, 297, ... regardless of the sign.
+        let kept = survivors(&mut top_p(0.1), &row);
+        assert_eq!(kept, (270..300).collect::<Vec<TokenId>>());
+    }
+
+    #[test]
     fn dyadic_boundary_and_the_tie_rule() {
         // F33: masses 0.5, 0.75, 0.875, 1. The two 0.125 tokens tie: the
         // higher id ranks first, so token 3 survives and token 2 goes.

@@ -4,4 +4,5 @@ mod common;
 mod core_processors;
 mod history;
 mod modern;
+mod reference;
 mod truncation;
