@@ -74,7 +74,8 @@ fn finite_ids(row: &[f32]) -> Vec<TokenId> {
 /// Finite ids, best first: score descending, the higher id first on ties.
 fn ranked(row: &[f32]) -> Vec<TokenId> {
     let mut ids = finite_ids(row);
-    ids.sort_by(|&a, &b| row[b as usize].total_cmp(&row[a as usize]).then(b.cmp(&a)));
+    // IEEE comparison: -0.0 ties with 0.0.
+    ids.sort_by(|&a, &b| row[b as usize].partial_cmp(&row[a as usize]).unwrap().then(b.cmp(&a)));
     ids
 }
 
