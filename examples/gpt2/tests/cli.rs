@@ -2,15 +2,15 @@
 //! Generator reproduces transformers' greedy ids, streaming prints the same
 //! text, the demonstration renders, mistakes are reported.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gpt2::Tokenizer;
 use serde::Deserialize;
 
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
+#[path = "common/parity_fixture.rs"]
+mod parity_fixture;
+
+use parity_fixture::{Case, data, fixture};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gpt2")).args(args).output().unwrap()
@@ -20,26 +20,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-#[derive(Deserialize)]
-struct Fixture {
-    tiny_gpt2: Tiny,
-}
-
-#[derive(Deserialize)]
-struct Tiny {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    prompt: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-}
-
+/// The cases of the tiny GPT-2's parity fixture.
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(data().join("parity.json")).unwrap();
-    serde_json::from_str::<Fixture>(&text).unwrap().tiny_gpt2.cases
+    fixture().tiny_gpt2.cases
 }
 
 #[test]

@@ -3,52 +3,15 @@
 //! transformers' fixtures and against the portable reference; 16-bit
 //! checkpoints kept in 16 bits against their exact widening.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use decoding::LanguageModel;
 use gpt2::{Config, Dtype, Gpt2, KernelPath, Weights};
-use safetensors::SafeTensors;
-use serde::Deserialize;
 
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
+#[path = "common/parity_fixture.rs"]
+mod parity_fixture;
 
-#[derive(Deserialize)]
-struct Fixture {
-    tiny_gpt2: Tiny,
-    tiny_gpt2_saved: Saved,
-}
-
-#[derive(Deserialize)]
-struct Tiny {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-}
-
-#[derive(Deserialize)]
-struct Saved {
-    prompt_ids: Vec<u32>,
-    last_logits: Vec<f32>,
-    greedy_ids: Vec<u32>,
-}
-
-fn fixture() -> Fixture {
-    let text = std::fs::read_to_string(data().join("parity.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn expected_logits(i: usize) -> Vec<f32> {
-    let bytes = std::fs::read(data().join("parity_logits.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let view = file.tensor(&format!("logits.{i}")).unwrap();
-    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-}
+use parity_fixture::{data, expected_logits, fixture, max_abs_diff};
 
 fn paths() -> Vec<KernelPath> {
     KernelPath::ALL.into_iter().filter(|p| p.is_available()).collect()
@@ -72,11 +35,6 @@ fn argmax(row: &[f32]) -> u32 {
         }
     }
     best as u32
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// The prompt's logits, then `steps` greedy ids with the cache.

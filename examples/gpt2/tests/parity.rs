@@ -2,54 +2,13 @@
 //! `scripts/make_parity_fixtures.py`: last-position logits within 1e-4,
 //! identical greedy ids, and KV-cached runs bit-identical to uncached ones.
 
-use std::path::{Path, PathBuf};
-
 use decoding::LanguageModel;
 use gpt2::{Gpt2, Tokenizer};
-use safetensors::SafeTensors;
-use serde::Deserialize;
 
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
+#[path = "common/parity_fixture.rs"]
+mod parity_fixture;
 
-#[derive(Deserialize)]
-struct Fixture {
-    tiny_gpt2: Tiny,
-    tiny_gpt2_saved: Saved,
-}
-
-#[derive(Deserialize)]
-struct Tiny {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    prompt: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    greedy_top_logits: Vec<f32>,
-}
-
-#[derive(Deserialize)]
-struct Saved {
-    prompt_ids: Vec<u32>,
-    last_logits: Vec<f32>,
-    greedy_ids: Vec<u32>,
-}
-
-fn fixture() -> Fixture {
-    let text = std::fs::read_to_string(data().join("parity.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn expected_logits(i: usize) -> Vec<f32> {
-    let bytes = std::fs::read(data().join("parity_logits.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let view = file.tensor(&format!("logits.{i}")).unwrap();
-    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
-}
+use parity_fixture::{data, expected_logits, fixture, max_abs_diff};
 
 /// The first maximum, as torch's argmax picks it.
 fn argmax(row: &[f32]) -> u32 {
@@ -60,11 +19,6 @@ fn argmax(row: &[f32]) -> u32 {
         }
     }
     best as u32
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Greedy decoding with the cache: the prompt once, then one token a step.
