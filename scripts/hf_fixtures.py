@@ -213,6 +213,15 @@ def build_hf(stage: dict, prompt_len: int):
         return LP.SuppressTokensAtBeginLogitsProcessor(stage["ids"], begin_index=prompt_len)
     if op == "min_new_tokens":
         return LP.MinNewTokensLengthLogitsProcessor(prompt_len, stage["min_new_tokens"], stage["eos"])
+    if op == "exponential_decay":
+        # generate() passes the prompt length as input_ids_seq_length.
+        return LP.ExponentialDecayLengthPenalty(
+            (stage["start_index"], float(stage["decay_factor"])), stage["eos"], prompt_len
+        )
+    if op == "forced_bos":
+        return LP.ForcedBOSTokenLogitsProcessor(stage["bos"])
+    if op == "forced_eos":
+        return LP.ForcedEOSTokenLogitsProcessor(stage["max_length"], stage["eos"])
     raise ValueError(op)
 
 
@@ -369,13 +378,15 @@ def encode_expected(inp: np.ndarray, out: np.ndarray, ops) -> dict:
     assert not (out == np.inf).any(), "transformers produced +inf"
     fin_in = np.isfinite(inp)
     fin_out = np.isfinite(out)
-    assert not (fin_out & ~fin_in).any(), "a masked token came back"
+    # Only a forcing stage (forced BOS/EOS) brings a masked token back; the
+    # "removed" form cannot say so, the "kept" form can.
+    revived = (fin_out & ~fin_in).any()
     kept = np.nonzero(fin_out)[0]
     removed = np.nonzero(fin_in & ~fin_out)[0]
     vocab = len(inp)
     a = encode_ids(kept, vocab, "kept")
     b = encode_ids(removed, vocab, "removed")
-    mask = a if len(json.dumps(a)) < len(json.dumps(b)) else b
+    mask = a if revived or len(json.dumps(a)) < len(json.dumps(b)) else b
     pred = apply_ops(inp, ops)
     differ = kept[pred[kept].view(np.uint32) != out[kept].view(np.uint32)]
     exceptions = [[int(i), f32_hex(out[i])] for i in differ]
@@ -489,6 +500,25 @@ def history_cases(group: str, vocab: int, seed: int):
         out.append(({"min_new_tokens": 3, "eos": [e1]}, tokens[: prompt_len + 1], prompt_len))
         out.append(({"min_new_tokens": 5, "eos": [e1, e2]}, tokens[:prompt_len], prompt_len))
         out.append(({"min_new_tokens": 3, "eos": [e1, e2]}, tokens[: prompt_len + 3], prompt_len))
+    elif group == "exponential_decay":
+        e1, e2 = rng.randrange(vocab), rng.randrange(vocab)
+        st = lambda start, factor, eos: {"start_index": start, "decay_factor": factor, "eos": eos}
+        out.append((st(2, 1.05, [e1]), tokens[: prompt_len + 2], prompt_len))  # at the start: no-op
+        out.append((st(2, 1.05, [e1]), tokens[: prompt_len + 3], prompt_len))  # one step past
+        out.append((st(1, 1.3, [e1, e2]), tokens, prompt_len))                 # several steps, two ids
+        out.append((st(0, 0.8, [e1, e2, e1]), tokens, prompt_len))             # decaying, a repeat
+        out.append((st(0, 40.0, [e2]), tokens, prompt_len))                    # a large factor
+    elif group == "forced_bos":
+        b = rng.randrange(vocab)
+        out.append(({"bos": b}, tokens[:1], 1))  # one-token history: forced
+        out.append(({"bos": b}, tokens[:2], 1))  # later: no-op
+        out.append(({"bos": vocab - 1}, tokens[:1], 0))
+    elif group == "forced_eos":
+        e1, e2 = rng.randrange(vocab), rng.randrange(vocab)
+        out.append(({"max_length": prompt_len + 4, "eos": [e1]}, tokens[: prompt_len + 3], prompt_len))
+        out.append(({"max_length": len(tokens) + 1, "eos": [e1, e2, e1]}, tokens, prompt_len))
+        out.append(({"max_length": len(tokens) + 2, "eos": [e1]}, tokens, prompt_len))  # not yet: no-op
+        out.append(({"max_length": len(tokens), "eos": [e2]}, tokens, prompt_len))      # past it: no-op
     else:
         raise ValueError(group)
     return out
@@ -502,6 +532,9 @@ HISTORY_GROUPS = (
     "suppress_tokens",
     "suppress_tokens_at_begin",
     "min_new_tokens",
+    "exponential_decay",
+    "forced_bos",
+    "forced_eos",
 )
 
 
@@ -695,8 +728,11 @@ def render(group, cases) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="compare with the stored files instead of writing")
+    ap.add_argument("--only", nargs="+", metavar="GROUP", help="write or check these files only")
     args = ap.parse_args()
     files = generate()
+    if args.only:
+        files = {g: c for g, c in files.items() if g in args.only}
     os.makedirs(OUT_DIR, exist_ok=True)
     status = 0
     total = 0

@@ -30,9 +30,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use decoding::processors::{
-    BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, MinNewTokens, MinP, NoRepeatNGram,
-    RepetitionPenalty, SequenceBias, SuppressTokens, SuppressTokensAtBegin, Temperature, TopH,
-    TopK, TopP, Typical,
+    BadWords, EpsilonCutoff, EtaCutoff, ExponentialDecayLengthPenalty, ForcedBosToken,
+    ForcedEosToken, LogSoftmax, MinNewTokens, MinP, NoRepeatNGram, RepetitionPenalty, SequenceBias,
+    SuppressTokens, SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
 use decoding::{Context, Pipeline, TokenId};
 use serde_json::Value;
@@ -135,6 +135,15 @@ fn build_stage(pipeline: &mut Pipeline, op: &str, stage: &Value) -> Result<(), S
         "suppress_tokens_at_begin" => pipeline.push(SuppressTokensAtBegin::new(ids(stage, "ids")?)),
         "min_new_tokens" => pipeline
             .push(MinNewTokens::new(as_usize(stage, "min_new_tokens")?, ids(stage, "eos")?)?),
+        "exponential_decay" => pipeline.push(ExponentialDecayLengthPenalty::new(
+            as_usize(stage, "start_index")?,
+            field(stage, "decay_factor")?.as_f64().ok_or("decay_factor is not a number")?,
+            ids(stage, "eos")?,
+        )?),
+        "forced_bos" => pipeline.push(ForcedBosToken::new(as_usize(stage, "bos")? as TokenId)),
+        "forced_eos" => {
+            pipeline.push(ForcedEosToken::new(as_usize(stage, "max_length")?, ids(stage, "eos")?)?)
+        }
         other => return Err(format!("unknown op {other:?}").into()),
     }
     Ok(())

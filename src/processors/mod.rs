@@ -29,6 +29,9 @@
 //! | [`SuppressTokensAtBegin`] | bans tokens at the first generated position | `SuppressTokensAtBeginLogitsProcessor` |
 //! | [`MinLength`] | bans EOS until the sequence, prompt included, is long enough | `MinLengthLogitsProcessor` |
 //! | [`MinNewTokens`] | bans EOS until enough tokens are generated | `MinNewTokensLengthLogitsProcessor` |
+//! | [`ExponentialDecayLengthPenalty`] | raises the EOS scores by `|x| · (factor^k - 1)`, `k` steps past `start_index` new tokens. **Differs:** saturates at the f32 range instead of `±inf`/NaN | `ExponentialDecayLengthPenalty` |
+//! | [`ForcedBosToken`] | after a one-token history, only `bos` is live (score 0) | `ForcedBOSTokenLogitsProcessor` |
+//! | [`ForcedEosToken`] | at `max_length - 1` tokens, only the EOS ids are live (score 0) | `ForcedEOSTokenLogitsProcessor` |
 //! | [`LogSoftmax`] | renormalizes to log-probabilities | `LogitNormalization` |
 //! | [`TopNSigma`] | keeps `x >= max - n·σ` (population σ of the finite live scores, in f64; inclusive); `n = 0` keeps the maximum and its ties | (none; llama.cpp `top_n_sigma`) |
 //! | [`Xtc`] | with probability `p` (its own seeded generator, replayed by `reset`), removes every token of probability `>= threshold` but the least likely of them; a threshold `> 0.5` is a no-op; `min_keep` | (none; llama.cpp `xtc`) |
@@ -44,6 +47,9 @@ mod dry;
 mod dynamic_temperature;
 mod epsilon_cutoff;
 mod eta_cutoff;
+mod exponential_decay_length_penalty;
+mod forced_bos_token;
+mod forced_eos_token;
 mod log_softmax;
 mod logit_bias;
 mod min_length;
@@ -72,6 +78,9 @@ pub use self::dry::Dry;
 pub use self::dynamic_temperature::DynamicTemperature;
 pub use self::epsilon_cutoff::EpsilonCutoff;
 pub use self::eta_cutoff::EtaCutoff;
+pub use self::exponential_decay_length_penalty::ExponentialDecayLengthPenalty;
+pub use self::forced_bos_token::ForcedBosToken;
+pub use self::forced_eos_token::ForcedEosToken;
 pub use self::log_softmax::LogSoftmax;
 pub use self::logit_bias::LogitBias;
 pub use self::min_length::MinLength;
