@@ -477,3 +477,87 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn openai_response_formats_build_the_stage() {
+    use decoding::config::{GenerationConfig, OpenAiParams, ResponseFormat};
+
+    let (tokens, vocab, eos) = toy_vocab();
+    let run = |body: &str| -> (String, FinishReason) {
+        let request = OpenAiParams::from_json(body).unwrap();
+        let constraint = request.constraint(&vocab).unwrap().expect("a constraint");
+        let (pipeline, _, _) = request.build(&GenerationConfig::default()).unwrap().into_parts();
+        let options = GenerateOptions::builder(60).eos_token(eos).build().unwrap();
+        let mut g =
+            Generator::new(Pipeline::new().with(constraint).with(pipeline), Greedy, options);
+        let out = g.generate(&mut Hashed::new(tokens.len(), 4), &[0]).unwrap();
+        (decode(&tokens, &out.tokens, eos), out.finish_reason)
+    };
+    let complete = |body: &str| -> String {
+        let (text, finish) = run(body);
+        assert_ne!(finish, FinishReason::Length, "{body}: {text}");
+        text
+    };
+    // OpenAI's json_schema, with name and strict.
+    let text = complete(
+        r#"{"response_format": {"type": "json_schema", "json_schema":
+        {"name": "n", "strict": true, "schema": {"type": "object",
+         "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+         "additionalProperties": false}}}}"#,
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["ok"].is_boolean() && v.as_object().unwrap().len() == 1, "{text}");
+    // Any JSON object (greedy on this model may not close it in time).
+    let (text, _) = run(r#"{"response_format": {"type": "json_object"}}"#);
+    assert!(text.starts_with('{'), "{text}");
+    // llama-server's json_schema and grammar fields.
+    let text = complete(r#"{"json_schema": {"enum": ["abc", "null"]}}"#);
+    assert!(text == "\"abc\"" || text == "\"null\"", "{text}");
+    let text = complete(r#"{"grammar": "start: \"ab\" | \"c\""}"#);
+    assert!(text == "ab" || text == "c", "{text}");
+
+    // What is read.
+    let p = OpenAiParams::from_json(
+        r#"{"response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": false, "schema": {"type": "integer"}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        p.response_format,
+        Some(ResponseFormat::JsonSchema {
+            schema: r#"{"type":"integer"}"#.into(),
+            name: Some("x".into()),
+            strict: Some(false)
+        })
+    );
+    let p = OpenAiParams::from_json(r#"{"response_format": {"type": "text"}}"#).unwrap();
+    assert_eq!(p.response_format, Some(ResponseFormat::Text));
+    assert!(p.constraint(&vocab).unwrap().is_none());
+    // The request round-trips through serde.
+    let body = serde_json::to_string(&OpenAiParams {
+        response_format: Some(ResponseFormat::Grammar("start: \"a\"".into())),
+        ..OpenAiParams::default()
+    })
+    .unwrap();
+    assert_eq!(
+        OpenAiParams::from_json(&body).unwrap().response_format,
+        Some(ResponseFormat::Grammar("start: \"a\"".into()))
+    );
+
+    // Malformed requests name the field.
+    for (body, field) in [
+        (r#"{"response_format": {"type": "xml"}}"#, "response_format.type"),
+        (r#"{"response_format": "json"}"#, "response_format"),
+        (r#"{"response_format": {"type": "json_schema"}}"#, "response_format.json_schema"),
+        (r#"{"json_schema": 3}"#, "json_schema"),
+        (r#"{"grammar": 3}"#, "grammar"),
+        (r#"{"grammar": "start: \"a\"", "json_schema": {}}"#, "response_format"),
+    ] {
+        match OpenAiParams::from_json(body) {
+            Err(Error::InvalidParameter { name, .. }) => assert_eq!(name, field, "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+    // A schema the engine rejects is a typed error when the stage is built.
+    let p = OpenAiParams::from_json(r#"{"json_schema": {"type": "strin"}}"#).unwrap();
+    assert!(matches!(p.constraint(&vocab), Err(StructuredError::InvalidSchema { .. })));
+}

@@ -217,6 +217,7 @@ mod json;
 mod llama_cpp;
 mod openai;
 mod plan;
+mod response_format;
 mod transformers;
 
 pub use self::eos::EosTokenId;
@@ -225,3 +226,4 @@ pub use self::hidden_defaults::HiddenDefaults;
 pub use self::llama_cpp::{LlamaCppSampling, LlamaCppStage};
 pub use self::openai::{Logprobs, OpenAiParams};
 pub use self::plan::{BoxedSampler, DecodingPlan, LengthLimit};
+pub use self::response_format::ResponseFormat;

@@ -2,7 +2,7 @@
 
 use super::extensions::{self, Extensions};
 use super::transformers::{self, Extras};
-use super::{DecodingPlan, GenerationConfig, HiddenDefaults};
+use super::{DecodingPlan, GenerationConfig, HiddenDefaults, ResponseFormat};
 use crate::{Error, LogprobMode, TokenId};
 
 /// The `logprobs` parameter, in either of the API's two spellings.
@@ -62,7 +62,9 @@ pub enum Logprobs {
 /// [`LlamaCppSampling`](super::LlamaCppSampling). DRY's breakers are strings
 /// and need token ids: see [`OpenAiParams::resolve_dry_breakers`]. Like the
 /// other unknown keys, llama-server fields this crate does not map
-/// (`typical_p`, `repeat_last_n`, `samplers`, `grammar`, ...) are ignored.
+/// (`typical_p`, `repeat_last_n`, `samplers`, ...) are ignored. Its
+/// `grammar` and `json_schema` fields, and OpenAI's `response_format`, are
+/// read into [`OpenAiParams::response_format`].
 ///
 /// # Differences from a generation config
 ///
@@ -167,6 +169,11 @@ pub struct OpenAiParams {
     /// DRY's sequence breakers as token ids, which the DRY stage uses (not a
     /// request field; see [`OpenAiParams::resolve_dry_breakers`]).
     pub dry_sequence_breaker_ids: Option<Vec<TokenId>>,
+    /// The structured output asked for: `response_format`, or
+    /// llama-server's `json_schema` / `grammar` (see [`ResponseFormat`]).
+    /// The plan does not hold it: [`OpenAiParams::constraint`] (feature
+    /// `structured`) builds the stage to put first in the pipeline.
+    pub response_format: Option<ResponseFormat>,
 }
 
 const TEMPERATURE: &str = "in [0, 2] (0 is greedy)";
@@ -347,6 +354,43 @@ impl OpenAiParams {
         }
     }
 
+    /// The constraint stage of the request's structured output, compiled
+    /// for `vocab`: `None` when the request asks for none (or for text).
+    /// Put it first in the plan's pipeline:
+    ///
+    /// ```
+    /// use decoding::config::{GenerationConfig, OpenAiParams};
+    /// use decoding::structured::TokenVocabulary;
+    /// use decoding::Pipeline;
+    ///
+    /// let request = OpenAiParams::from_json(r#"{"temperature": 0.7,
+    ///     "response_format": {"type": "json_schema", "json_schema":
+    ///         {"name": "flag", "strict": true, "schema": {"type": "boolean"}}}}"#)?;
+    /// let tokens = ["true", "false", "t", "rue", "<eos>"];
+    /// let vocab = TokenVocabulary::from_detokenizer(&tokens, tokens.len(), &[4])?;
+    /// let constraint = request.constraint(&vocab)?.expect("a schema was asked for");
+    /// let (pipeline, sampler, options) = request.build(&GenerationConfig::default())?.into_parts();
+    /// let pipeline = Pipeline::new().with(constraint).with(pipeline);
+    /// # let _ = (pipeline, sampler, options);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TokenVocabulary::constraint`](crate::structured::TokenVocabulary::constraint)'s,
+    /// and [`StructuredError::InvalidSchema`](crate::structured::StructuredError::InvalidSchema)
+    /// for a schema that is not JSON.
+    #[cfg(feature = "structured")]
+    pub fn constraint(
+        &self,
+        vocab: &crate::structured::TokenVocabulary,
+    ) -> Result<Option<crate::structured::Constraint>, crate::structured::StructuredError> {
+        match self.response_format.as_ref().map(ResponseFormat::grammar).transpose()?.flatten() {
+            Some(grammar) => vocab.constraint(&grammar).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Builds the plan: `model` (the model's generation config, or
     /// `GenerationConfig::default()`) provides what the request leaves
     /// unset; no hidden top-k.
@@ -401,6 +445,8 @@ mod serde_impl {
     use serde::ser::SerializeMap;
 
     use super::super::json::{self, Entries, Value};
+    use super::super::response_format::read as response_format;
+    use super::ResponseFormat;
     use super::{Logprobs, OpenAiParams};
     use crate::Error;
 
@@ -527,6 +573,18 @@ mod serde_impl {
                         p.dry_sequence_breakers =
                             json::string_list(v, "dry_sequence_breakers", super::BREAKERS)?
                     }
+                    "response_format" => {
+                        let f = response_format::response_format(v)?;
+                        p.response_format = response_format::merge(p.response_format, f)?;
+                    }
+                    "json_schema" => {
+                        let f = response_format::json_schema(v)?;
+                        p.response_format = response_format::merge(p.response_format, f)?;
+                    }
+                    "grammar" => {
+                        let f = response_format::grammar(v)?;
+                        p.response_format = response_format::merge(p.response_format, f)?;
+                    }
                     _ => {}
                 }
             }
@@ -565,6 +623,32 @@ mod serde_impl {
                 dry_penalty_last_n,
                 dry_sequence_breakers,
             );
+            match &self.response_format {
+                None => {}
+                Some(ResponseFormat::Text) => {
+                    map.serialize_entry("response_format", &serde_json::json!({"type": "text"}))?
+                }
+                Some(ResponseFormat::JsonObject) => map.serialize_entry(
+                    "response_format",
+                    &serde_json::json!({"type": "json_object"}),
+                )?,
+                Some(ResponseFormat::JsonSchema { schema, name, strict }) => {
+                    let schema: serde_json::Value =
+                        serde_json::from_str(schema).map_err(serde::ser::Error::custom)?;
+                    let mut spec = serde_json::json!({"schema": schema});
+                    if let Some(name) = name {
+                        spec["name"] = name.clone().into();
+                    }
+                    if let Some(strict) = strict {
+                        spec["strict"] = (*strict).into();
+                    }
+                    map.serialize_entry(
+                        "response_format",
+                        &serde_json::json!({"type": "json_schema", "json_schema": spec}),
+                    )?
+                }
+                Some(ResponseFormat::Grammar(text)) => map.serialize_entry("grammar", text)?,
+            }
             map.end()
         }
     }
