@@ -20,6 +20,19 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+/// Runs the command line with `args` (which ask for `--json`), requires
+/// success, and returns its JSON output.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = run(args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The token ids of a JSON array (`generated_ids`, `prompt_ids`).
+fn ids(array: &serde_json::Value) -> Vec<u32> {
+    array.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+}
+
 /// The cases of the tiny GPT-2's parity fixture.
 fn cases() -> Vec<Case> {
     fixture().tiny_gpt2.cases
@@ -41,14 +54,9 @@ fn json_output_has_transformers_greedy_ids() {
             "--ignore-eos",
             "--json",
         ];
-        let out = run(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let ids = |key: &str| -> Vec<u32> {
-            json[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
-        };
-        assert_eq!(ids("prompt_ids"), case.prompt_ids);
-        assert_eq!(ids("generated_ids"), case.greedy_ids);
+        let json = run_json(&args);
+        assert_eq!(ids(&json["prompt_ids"]), case.prompt_ids);
+        assert_eq!(ids(&json["generated_ids"]), case.greedy_ids);
         let decoded = Tokenizer::gpt2().unwrap().decode(&case.greedy_ids).unwrap();
         assert_eq!(json["text"], decoded.as_str());
         assert_eq!(json["finish_reason"], "length");
@@ -71,16 +79,8 @@ fn every_kernel_path_and_weight_precision_gives_transformers_greedy_ids() {
             if let Some(dtype) = dtype {
                 args.extend(["--dtype", dtype]);
             }
-            let out = run(&args);
-            assert!(out.status.success(), "{}", text(&out.stderr));
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let ids: Vec<u32> = json["generated_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            assert_eq!(ids, case.greedy_ids, "{path:?} {dtype:?}");
+            let json = run_json(&args);
+            assert_eq!(ids(&json["generated_ids"]), case.greedy_ids, "{path:?} {dtype:?}");
             assert_eq!(json["kernels"], path.name());
             assert_eq!(json["weights_dtype"], reported);
         }
@@ -236,16 +236,8 @@ fn a_draft_model_gives_the_same_greedy_ids_and_reports_its_acceptance() {
             "3",
             "--json",
         ];
-        let out = run(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let ids: Vec<u32> = json["generated_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(ids, case.greedy_ids, "draft {draft}");
+        let json = run_json(&args);
+        assert_eq!(ids(&json["generated_ids"]), case.greedy_ids, "draft {draft}");
         let s = &json["speculative"];
         assert_eq!(s["verification"], "greedy");
         assert_eq!(s["draft_tokens"], 3);
@@ -292,19 +284,11 @@ fn num_beams_gives_transformers_beam_search() {
     let m = model.to_str().unwrap();
     let args =
         ["--model", m, "--prompt", &case.prompt, "--max-new-tokens", "20", "--num-beams", "4"];
-    let out = run(&[&args[..], &["--json"]].concat());
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = run_json(&[&args[..], &["--json"]].concat());
     let beams = json["beams"].as_array().unwrap();
     assert_eq!(beams.len(), want.hypotheses.len());
     for (got, want) in beams.iter().zip(&want.hypotheses) {
-        let ids: Vec<u32> = got["generated_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(ids, want.tokens);
+        assert_eq!(ids(&got["generated_ids"]), want.tokens);
         let score = got["score"].as_f64().unwrap() as f32;
         assert!(
             (score - want.score).abs() < 1e-4 * want.score.abs().max(1.0),
