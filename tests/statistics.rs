@@ -55,7 +55,9 @@
 
 use decoding::processors::{EpsilonCutoff, EtaCutoff, MinP, TopH, TopK, TopP, Typical};
 use decoding::sampler::Categorical;
-use decoding::{Context, LogitsProcessor, Pipeline, Sampler, Scores, rng_from_seed};
+use decoding::{
+    Context, DecodingRng, LogitsProcessor, Pipeline, Sampled, Sampler, Scores, rng_from_seed,
+};
 
 #[path = "common/chi_square.rs"]
 mod chi_square;
@@ -250,6 +252,36 @@ fn two_laws() -> ([Vec<f32>; 2], ndarray::Array2<f32>) {
     (rows, batch)
 }
 
+/// The single-row path a batch is compared with: one pipeline, one sampler
+/// and one seeded generator per row, each draw from a fresh copy of the row.
+struct SinglePath {
+    pipeline: Pipeline,
+    sampler: Categorical,
+    rngs: Vec<DecodingRng>,
+    buf: Vec<f32>,
+}
+
+impl SinglePath {
+    fn new(pipeline: Pipeline, seeds: impl IntoIterator<Item = u64>) -> Self {
+        let rngs = seeds.into_iter().map(rng_from_seed).collect();
+        SinglePath { pipeline, sampler: Categorical::new(), rngs, buf: vec![0.0; V] }
+    }
+
+    /// Row `r`'s next draw on the single-row path.
+    fn sample(&mut self, r: usize, row: &[f32]) -> Sampled {
+        self.buf.copy_from_slice(row);
+        let rng = &mut self.rngs[r];
+        self.pipeline.sample(&Context::empty(), &mut self.buf, &mut self.sampler, rng).unwrap()
+    }
+
+    /// Skips row `r`'s next draw (one uniform per draw), keeping its stream
+    /// aligned with the batch's.
+    #[cfg(feature = "slow-tests")]
+    fn skip(&mut self, r: usize) {
+        decoding::unit_f64(&mut self.rngs[r]);
+    }
+}
+
 #[test]
 fn batch_draws_equal_single_draws_seed_for_seed() {
     // Every draw of a batch equals the single-row draw with the same seed,
@@ -258,20 +290,14 @@ fn batch_draws_equal_single_draws_seed_for_seed() {
     let (rows, batch) = two_laws();
     let contexts = [Context::empty(); 2];
     let mut pipeline = Pipeline::new().with(TopK::new(700).unwrap());
-    let mut twin = Pipeline::new().with(TopK::new(700).unwrap());
+    let mut single = SinglePath::new(Pipeline::new().with(TopK::new(700).unwrap()), [14, 15]);
     let mut sampler = Categorical::new();
     let mut rngs = [rng_from_seed(14), rng_from_seed(15)];
-    let mut single_rngs = [rng_from_seed(14), rng_from_seed(15)];
     let mut out = Vec::new();
-    let mut buf = vec![0.0f32; V];
     for step in 0..20_000 {
         pipeline.sample_batch(&contexts, batch.view(), &mut sampler, &mut rngs, &mut out).unwrap();
         for (r, s) in out.iter().enumerate() {
-            buf.copy_from_slice(&rows[r]);
-            let alone = twin
-                .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
-                .unwrap();
-            assert_eq!(*s, alone, "row {r}, step {step}");
+            assert_eq!(*s, single.sample(r, &rows[r]), "row {r}, step {step}");
         }
     }
 }
@@ -330,13 +356,12 @@ mod slow {
         let (rows, batch) = two_laws();
         let contexts = [Context::empty(); 2];
         let mut pipeline = Pipeline::new().with(Temperature::new(0.9).unwrap());
-        let mut twin = Pipeline::new().with(Temperature::new(0.9).unwrap());
+        let twin = Pipeline::new().with(Temperature::new(0.9).unwrap());
+        let mut single = SinglePath::new(twin, [12, 13]);
         let mut sampler = Categorical::new();
         let mut rngs = [rng_from_seed(12), rng_from_seed(13)];
-        let mut single_rngs = [rng_from_seed(12), rng_from_seed(13)];
         let mut counts = vec![vec![0u64; V]; 2];
         let mut out = Vec::new();
-        let mut buf = vec![0.0f32; V];
         for step in 0..N {
             pipeline
                 .sample_batch(&contexts, batch.view(), &mut sampler, &mut rngs, &mut out)
@@ -344,19 +369,14 @@ mod slow {
             for (r, s) in out.iter().enumerate() {
                 counts[r][s.token as usize] += 1;
                 if step % 64 == 0 {
-                    buf.copy_from_slice(&rows[r]);
-                    let alone = twin
-                        .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
-                        .unwrap();
-                    assert_eq!(*s, alone, "row {r}, step {step}");
+                    assert_eq!(*s, single.sample(r, &rows[r]), "row {r}, step {step}");
                 } else {
-                    // Keep the single-path stream aligned: one uniform per draw.
-                    decoding::unit_f64(&mut single_rngs[r]);
+                    single.skip(r);
                 }
             }
         }
         for (r, row) in rows.iter().enumerate() {
-            let probs = softmax(&processed(&mut twin, row));
+            let probs = softmax(&processed(&mut single.pipeline, row));
             check(&format!("batch row {r}"), &counts[r], &probs);
         }
     }
@@ -414,11 +434,8 @@ mod slow {
             (0..8).map(|_| Pipeline::new().with(TopP::new(0.9).unwrap())).collect();
         let mut samplers = vec![Categorical::new(); 8];
         let mut rngs: Vec<_> = (0..8).map(|r| rng_from_seed(100 + r)).collect();
-        let mut single_rngs: Vec<_> = (0..8).map(|r| rng_from_seed(100 + r)).collect();
-        let mut twin = Pipeline::new().with(TopP::new(0.9).unwrap());
-        let mut sampler = Categorical::new();
+        let mut single = SinglePath::new(Pipeline::new().with(TopP::new(0.9).unwrap()), 100..108);
         let mut out = Vec::new();
-        let mut buf = vec![0.0f32; V];
         for step in 0..5_000 {
             Pipeline::sample_batch_par(
                 &mut pipelines,
@@ -430,11 +447,7 @@ mod slow {
             )
             .unwrap();
             for (r, s) in out.iter().enumerate() {
-                buf.copy_from_slice(&rows[r]);
-                let alone = twin
-                    .sample(&Context::empty(), &mut buf, &mut sampler, &mut single_rngs[r])
-                    .unwrap();
-                assert_eq!(*s, alone, "row {r}, step {step}");
+                assert_eq!(*s, single.sample(r, &rows[r]), "row {r}, step {step}");
             }
         }
     }
