@@ -385,20 +385,89 @@ fn eos_token_id_is_an_id_or_a_list_both_ways() {
 #[test]
 fn unsupported_settings_fail_the_build_until_cleared() {
     let mut c = GenerationConfig::from_json(
-        r#"{"forced_eos_token_id": 2, "guidance_scale": 3.0, "do_sample": true, "top_k": 5}"#,
+        r#"{"penalty_alpha": 0.6, "guidance_scale": 3.0, "do_sample": true, "top_k": 5}"#,
     )
     .unwrap();
     let keys: Vec<_> = c.unsupported.iter().map(|u| u.key).collect();
-    assert_eq!(keys, ["forced_eos_token_id", "guidance_scale"]);
+    assert_eq!(keys, ["penalty_alpha", "guidance_scale"]);
     match c.build() {
         Err(Error::InvalidParameter { name, expected, value }) => {
-            assert_eq!((name, value.as_str()), ("forced_eos_token_id", "2"));
+            assert_eq!((name, value.as_str()), ("penalty_alpha", "0.6"));
             assert!(expected.contains("not implemented"), "{expected}");
         }
         other => panic!("{other:?}"),
     }
     c.unsupported.clear();
     assert_eq!(c.build().unwrap().stages(), ["TopK(k=5)"]);
+}
+
+#[test]
+fn length_control_fields_become_stages_in_transformers_order() {
+    let c = GenerationConfig::from_json(
+        r#"{"eos_token_id": [2, 7], "forced_bos_token_id": 0, "forced_eos_token_id": 2,
+            "exponential_decay_length_penalty": [4, 1.5], "max_new_tokens": 10,
+            "suppress_tokens": [5], "min_new_tokens": 2}"#,
+    )
+    .unwrap();
+    assert!(c.unsupported.is_empty());
+    assert_eq!(c.forced_bos_token_id, Some(0));
+    assert_eq!(c.forced_eos_token_id.as_ref().map(|e| e.ids().to_vec()), Some(vec![2]));
+    assert_eq!(c.exponential_decay_length_penalty, Some((4, 1.5)));
+    assert_eq!(
+        c.build().unwrap().stages(),
+        [
+            "MinNewTokens(2)",
+            "ForcedBosToken(0)",
+            "ForcedEosToken([2] at 10 new tokens)",
+            "ExponentialDecayLengthPenalty(start=4, factor=1.5)",
+            "SuppressTokens(1 ids)",
+        ]
+    );
+    // With max_length only, the forced position counts the prompt too.
+    let c = GenerationConfig::from_json(r#"{"forced_eos_token_id": [3, 1], "max_length": 64}"#)
+        .unwrap();
+    assert_eq!(c.build().unwrap().stages(), ["ForcedEosToken([1, 3] at length 64)"]);
+    // Written back as read.
+    let text = serde_json::to_string(&GenerationConfig {
+        forced_bos_token_id: Some(9),
+        exponential_decay_length_penalty: Some((3, 1.25)),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(text, r#"{"forced_bos_token_id":9,"exponential_decay_length_penalty":[3,1.25]}"#);
+    let again = GenerationConfig::from_json(&text).unwrap();
+    assert_eq!(again.exponential_decay_length_penalty, Some((3, 1.25)));
+}
+
+#[test]
+fn malformed_length_control_fields_are_errors() {
+    for bad in [r#"[4]"#, r#"[-1, 1.5]"#, r#""4, 1.5""#, r#"[4, "x"]"#, r#"[1.5, 4]"#] {
+        let text = format!(r#"{{"exponential_decay_length_penalty": {bad}}}"#);
+        assert!(
+            matches!(
+                GenerationConfig::from_json(&text),
+                Err(Error::InvalidParameter { name: "exponential_decay_length_penalty", .. })
+            ),
+            "{bad}"
+        );
+    }
+    for bad in [r#"-1"#, r#"[1, -2]"#, r#""eos""#] {
+        let text = format!(r#"{{"forced_eos_token_id": {bad}}}"#);
+        assert!(GenerationConfig::from_json(&text).is_err(), "{bad}");
+    }
+    // Read, but rejected when the stage is built: a negative or infinite
+    // factor, and a length penalty without EOS ids.
+    let c = GenerationConfig::from_json(
+        r#"{"eos_token_id": 2, "exponential_decay_length_penalty": [4, -1.5]}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        c.build(),
+        Err(Error::InvalidParameter { name: "exponential_decay_length_penalty", .. })
+    ));
+    let c =
+        GenerationConfig::from_json(r#"{"exponential_decay_length_penalty": [4, 1.5]}"#).unwrap();
+    assert!(matches!(c.build(), Err(Error::InvalidParameter { name: "eos_token_id", .. })));
 }
 
 #[test]

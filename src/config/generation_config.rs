@@ -119,6 +119,16 @@ pub struct GenerationConfig {
     /// The beginning-of-sequence id (read and written back; decoding does
     /// not use it: put it in the prompt).
     pub bos_token_id: Option<TokenId>,
+    /// The token forced after a one-token history
+    /// ([`ForcedBosToken`](crate::processors::ForcedBosToken)).
+    pub forced_bos_token_id: Option<TokenId>,
+    /// The id or ids forced as the last token at the length limit
+    /// ([`ForcedEosToken`](crate::processors::ForcedEosToken)).
+    pub forced_eos_token_id: Option<EosTokenId>,
+    /// `(start_index, decay_factor)`: the EOS scores grow by
+    /// `decay_factor^k` past `start_index` new tokens (needs EOS ids;
+    /// [`ExponentialDecayLengthPenalty`](crate::processors::ExponentialDecayLengthPenalty)).
+    pub exponential_decay_length_penalty: Option<(usize, f64)>,
     /// Renormalize the processed scores to log-probabilities, last.
     pub renormalize_logits: Option<bool>,
     /// Independent choices per prompt (`> 1` needs sampling).
@@ -188,7 +198,8 @@ impl GenerationConfig {
             do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
             top_h, repetition_penalty, no_repeat_ngram_size, bad_words_ids, sequence_bias,
             suppress_tokens, begin_suppress_tokens, min_new_tokens, min_length, max_new_tokens,
-            max_length, eos_token_id, pad_token_id, bos_token_id, renormalize_logits,
+            max_length, eos_token_id, pad_token_id, bos_token_id, forced_bos_token_id,
+            forced_eos_token_id, exponential_decay_length_penalty, renormalize_logits,
             num_return_sequences, num_beams, length_penalty, early_stopping, stop_strings,
         )
     }
@@ -354,14 +365,7 @@ mod serde_impl {
         ("dola_layers", "unset (DoLa decoding is not implemented)", Value::is_null),
         ("constraints", "unset (constrained beam search is not implemented)", Value::is_null),
         ("force_words_ids", "unset (constrained beam search is not implemented)", Value::is_null),
-        ("forced_bos_token_id", "unset (forcing a BOS token is not implemented)", Value::is_null),
-        ("forced_eos_token_id", "unset (forcing an EOS token is not implemented)", Value::is_null),
         ("remove_invalid_values", "unset or false (NaN and inf logits are errors here)", is_false),
-        (
-            "exponential_decay_length_penalty",
-            "unset (the length penalty is not implemented)",
-            Value::is_null,
-        ),
         ("guidance_scale", "unset or 1 (classifier-free guidance is not implemented)", |v| {
             is_num(v, 1.0)
         }),
@@ -472,6 +476,16 @@ mod serde_impl {
                     "eos_token_id" => c.eos_token_id = json::eos(v, "eos_token_id")?,
                     "pad_token_id" => c.pad_token_id = json::token_id(v, "pad_token_id")?,
                     "bos_token_id" => c.bos_token_id = json::token_id(v, "bos_token_id")?,
+                    "forced_bos_token_id" => {
+                        c.forced_bos_token_id = json::token_id(v, "forced_bos_token_id")?
+                    }
+                    "forced_eos_token_id" => {
+                        c.forced_eos_token_id = json::eos(v, "forced_eos_token_id")?
+                    }
+                    "exponential_decay_length_penalty" => {
+                        c.exponential_decay_length_penalty =
+                            json::count_and_number(v, "exponential_decay_length_penalty")?
+                    }
                     "renormalize_logits" => {
                         c.renormalize_logits = json::boolean(v, "renormalize_logits")?
                     }
@@ -531,6 +545,9 @@ mod serde_impl {
                 min_length,
                 max_new_tokens,
                 max_length,
+                forced_bos_token_id,
+                forced_eos_token_id,
+                exponential_decay_length_penalty,
                 renormalize_logits,
                 num_return_sequences,
                 num_beams,

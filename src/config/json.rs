@@ -336,6 +336,29 @@ pub(crate) fn sequence_bias(
     }
 }
 
+/// A `[count, number]` pair (transformers' `(start_index, decay_factor)`).
+pub(crate) fn count_and_number(
+    v: &Value,
+    name: &'static str,
+) -> Result<Option<(usize, f64)>, Error> {
+    const EXPECTED: &str = "a pair [integer >= 0, number]";
+    match v {
+        Value::Null => Ok(None),
+        Value::List(p) if p.len() == 2 => {
+            let n = match p[0] {
+                Value::Int(i) => usize::try_from(i).ok(),
+                _ => None,
+            };
+            let x = p[1].as_number();
+            match (n, x) {
+                (Some(n), Some(x)) => Ok(Some((n, x))),
+                _ => Err(bad(name, EXPECTED, v)),
+            }
+        }
+        _ => Err(bad(name, EXPECTED, v)),
+    }
+}
+
 /// A string or a list of strings.
 pub(crate) fn strings(v: &Value, name: &'static str) -> Result<Option<Vec<String>>, Error> {
     const EXPECTED: &str = "a string or a list of strings";

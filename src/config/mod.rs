@@ -35,20 +35,23 @@
 //! | 4 | `bad_words_ids` | set (EOS-only sequences dropped) | [`BadWords`](crate::processors::BadWords) |
 //! | 5 | `min_length` | `> 0`, EOS set, `min_new_tokens` unset | [`MinLength`](crate::processors::MinLength) |
 //! | 6 | `min_new_tokens` | `> 0`, EOS set | [`MinNewTokens`](crate::processors::MinNewTokens) |
-//! | 7 | `suppress_tokens` | set (even empty) | [`SuppressTokens`](crate::processors::SuppressTokens) |
-//! | 8 | `begin_suppress_tokens` | set (even empty) | [`SuppressTokensAtBegin`](crate::processors::SuppressTokensAtBegin) (at the first generated position) |
-//! | 9 | `temperature` | sampling, `!= 1` (must be `> 0`) | [`Temperature`](crate::processors::Temperature) |
-//! | 10 | `top_h` | sampling, set | [`TopH`](crate::processors::TopH) |
-//! | 11 | `top_k` | sampling, `!= 0`; **unset means 50** | [`TopK`](crate::processors::TopK) (ties with the k-th kept) |
-//! | 12 | `top_p` | sampling, `< 1` | [`TopP`](crate::processors::TopP) |
-//! | 13 | `min_p` | sampling, set (0 is a no-op) | [`MinP`](crate::processors::MinP) |
-//! | 14 | `typical_p` | sampling, `< 1` | [`Typical`](crate::processors::Typical) |
-//! | 15 | `epsilon_cutoff` | sampling, in `(0, 1)` | [`EpsilonCutoff`](crate::processors::EpsilonCutoff) |
-//! | 16 | `eta_cutoff` | sampling, in `(0, 1)` | [`EtaCutoff`](crate::processors::EtaCutoff) |
-//! | 17 | `renormalize_logits` | `true` (always last) | [`LogSoftmax`](crate::processors::LogSoftmax) |
+//! | 7 | `forced_bos_token_id` | set | [`ForcedBosToken`](crate::processors::ForcedBosToken) (after a one-token history) |
+//! | 8 | `forced_eos_token_id` | set | [`ForcedEosToken`](crate::processors::ForcedEosToken) (at the run's length limit: `max_new_tokens`, else `max_length`) |
+//! | 9 | `exponential_decay_length_penalty` | set (needs EOS ids) | [`ExponentialDecayLengthPenalty`](crate::processors::ExponentialDecayLengthPenalty) |
+//! | 10 | `suppress_tokens` | set (even empty) | [`SuppressTokens`](crate::processors::SuppressTokens) |
+//! | 11 | `begin_suppress_tokens` | set (even empty) | [`SuppressTokensAtBegin`](crate::processors::SuppressTokensAtBegin) (at the first generated position) |
+//! | 12 | `temperature` | sampling, `!= 1` (must be `> 0`) | [`Temperature`](crate::processors::Temperature) |
+//! | 13 | `top_h` | sampling, set | [`TopH`](crate::processors::TopH) |
+//! | 14 | `top_k` | sampling, `!= 0`; **unset means 50** | [`TopK`](crate::processors::TopK) (ties with the k-th kept) |
+//! | 15 | `top_p` | sampling, `< 1` | [`TopP`](crate::processors::TopP) |
+//! | 16 | `min_p` | sampling, set (0 is a no-op) | [`MinP`](crate::processors::MinP) |
+//! | 17 | `typical_p` | sampling, `< 1` | [`Typical`](crate::processors::Typical) |
+//! | 18 | `epsilon_cutoff` | sampling, in `(0, 1)` | [`EpsilonCutoff`](crate::processors::EpsilonCutoff) |
+//! | 19 | `eta_cutoff` | sampling, in `(0, 1)` | [`EtaCutoff`](crate::processors::EtaCutoff) |
+//! | 20 | `renormalize_logits` | `true` (always last) | [`LogSoftmax`](crate::processors::LogSoftmax) |
 //!
 //! - **Sampling** is `do_sample = true`; unset is `false`. Without sampling
-//!   rows 9 to 16 are skipped (their fields are ignored, as transformers
+//!   rows 12 to 19 are skipped (their fields are ignored, as transformers
 //!   ignores them with a warning) and the sampler is
 //!   [`Greedy`](crate::sampler::Greedy) (argmax of the processed scores,
 //!   the lowest id among ties, as `torch.argmax`); with sampling it is

@@ -4,8 +4,9 @@ use super::extensions::Extensions;
 use super::plan::PlanBuilder;
 use super::{DecodingPlan, GenerationConfig, HiddenDefaults, LengthLimit};
 use crate::processors::{
-    BadWords, EpsilonCutoff, EtaCutoff, LogSoftmax, LogitBias, MinLength, MinNewTokens, MinP,
-    NoRepeatNGram, PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
+    BadWords, EpsilonCutoff, EtaCutoff, ExponentialDecayLengthPenalty, ForcedBosToken,
+    ForcedEosToken, LogSoftmax, LogitBias, MinLength, MinNewTokens, MinP, NoRepeatNGram,
+    PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
     SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
 use crate::{BeamSearch, DEFAULT_SEED, Error, GenerateOptions, LogprobMode, TokenId};
@@ -76,6 +77,11 @@ pub(crate) fn build(
         ));
     }
 
+    let length = match (cfg.max_new_tokens, cfg.max_length) {
+        (Some(n), _) => LengthLimit::NewTokens(n),
+        (None, Some(m)) => LengthLimit::Total(m),
+        (None, None) => LengthLimit::NewTokens(hidden.max_length),
+    };
     let mut b = PlanBuilder::default();
     if !extras.logit_bias.is_empty() {
         let stage = LogitBias::new(extras.logit_bias.iter().copied())?;
@@ -122,6 +128,27 @@ pub(crate) fn build(
                 }
             }
         }
+    }
+    if let Some(bos) = cfg.forced_bos_token_id {
+        b.push(ForcedBosToken::new(bos), format!("ForcedBosToken({bos})"));
+    }
+    if let Some(forced) = &cfg.forced_eos_token_id {
+        let ids = forced.ids().iter().copied();
+        // At the run's length limit, as the generator applies it.
+        let (stage, at) = match length {
+            LengthLimit::NewTokens(n) => {
+                (ForcedEosToken::after_new_tokens(n, ids)?, format!("{n} new tokens"))
+            }
+            LengthLimit::Total(n) => (ForcedEosToken::new(n, ids)?, format!("length {n}")),
+        };
+        let label = format!("ForcedEosToken({:?} at {at})", stage.eos());
+        b.push(stage, label);
+    }
+    if let Some((start, factor)) = cfg.exponential_decay_length_penalty {
+        b.push(
+            ExponentialDecayLengthPenalty::new(start, factor, eos.iter().copied())?,
+            format!("ExponentialDecayLengthPenalty(start={start}, factor={factor})"),
+        );
     }
     if let Some(ids) = &cfg.suppress_tokens {
         b.push(
@@ -189,11 +216,6 @@ pub(crate) fn build(
         b.push(LogSoftmax::new(), "LogSoftmax".to_owned());
     }
 
-    let length = match (cfg.max_new_tokens, cfg.max_length) {
-        (Some(n), _) => LengthLimit::NewTokens(n),
-        (None, Some(m)) => LengthLimit::Total(m),
-        (None, None) => LengthLimit::NewTokens(hidden.max_length),
-    };
     let mut extras = extras.clone();
     if let Some(stops) = &cfg.stop_strings {
         extras.stop_strings.splice(0..0, stops.iter().cloned());
