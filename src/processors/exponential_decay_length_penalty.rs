@@ -26,11 +26,12 @@ use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 ///   alone); other tokens are untouched; repeated EOS ids count once.
 /// - `decay_factor = 1` is the identity; a factor below 1 lowers the EOS
 ///   score instead.
-/// - **Differs** from transformers only where its f32 arithmetic breaks
-///   down: an EOS score of exactly 0 stays 0 (transformers gives NaN once
-///   the power overflows to infinity, `0 · inf`), and a result past the f32
-///   range saturates at `f32::MAX` (or `f32::MIN`) instead of becoming
-///   `±inf`, which the samplers would reject.
+/// - **Differs** from transformers only where its f32 arithmetic
+///   overflows: there (the factor, the product or the sum past the f32
+///   range, where transformers gets `+inf`, or NaN for a score of 0) the
+///   same formula is evaluated in f64 and the result saturates at
+///   `f32::MAX` (or `f32::MIN`) instead of becoming `±inf`, which the
+///   samplers would reject; an EOS score of exactly 0 stays 0.
 ///
 /// # Errors
 ///
@@ -128,13 +129,21 @@ impl LogitsProcessor for ExponentialDecayLengthPenalty {
             return Ok(());
         }
         let steps = (ctx.len() - start) as f64;
-        let growth = (self.decay_factor.powf(steps) - 1.0) as f32;
+        let growth64 = self.decay_factor.powf(steps) - 1.0;
+        let growth = growth64 as f32;
         for &id in self.eos.ids() {
             let Some(x) = scores.get(id) else { continue };
             if x == f32::NEG_INFINITY || x == 0.0 {
                 continue;
             }
             let y = x + x.abs() * growth;
+            // Where f32 overflows (the factor, the product or the sum), the
+            // same formula in f64, saturated at the f32 range.
+            let y = if y.is_finite() {
+                y
+            } else {
+                (f64::from(x) + f64::from(x.abs()) * growth64) as f32
+            };
             let y = if y.is_finite() {
                 y
             } else if y > 0.0 {
@@ -218,6 +227,17 @@ mod tests {
         // 1.5^2999 overflows f64 itself: growth = inf.
         let out = run(&mut p, &tokens, 0, &[1.0, 0.0, -3e38]);
         assert_eq!(out, [f32::MAX, 0.0, f32::MAX]);
+        // 4^65 - 1 (about 1.4e39) is beyond f32 but not f64: a tiny score
+        // grows to its f64 value, not to infinity.
+        let mut p = ExponentialDecayLengthPenalty::new(0, 4.0, [0, 1]).unwrap();
+        let out = run(&mut p, &tokens[..65], 0, &[1e-30, 1.0]);
+        let want = 1e-30f64 * (4f64.powi(65) - 1.0);
+        assert!((f64::from(out[0]) - want).abs() <= 1e-6 * want, "{}", out[0]);
+        assert_eq!(out[1], f32::MAX);
+        // A product past f32 whose sum is not (found by the property test):
+        // -3e38 + 3e38 · 2 = 3e38, not +inf.
+        let mut p = ExponentialDecayLengthPenalty::new(0, 3.0, [0]).unwrap();
+        assert_eq!(run(&mut p, &tokens[..1], 0, &[-3e38, 1.0]), [3e38, 1.0]);
         let mut p = ExponentialDecayLengthPenalty::new(0, 0.0, [0]).unwrap();
         // Factor 0: x - |x|, so -3e38 goes to -6e38: saturated, never -inf.
         assert_eq!(run(&mut p, &tokens[..2], 0, &[-3e38, 1.0]), [f32::MIN, 1.0]);

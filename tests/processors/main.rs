@@ -3,6 +3,7 @@
 mod common;
 mod core_processors;
 mod history;
+mod length_control;
 mod modern;
 mod reference;
 mod truncation;
