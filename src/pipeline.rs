@@ -88,11 +88,13 @@ impl Pipeline {
     /// # Errors
     ///
     /// [`Error::EmptyRow`], [`Error::InvalidLogit`] for NaN or `+inf` input,
-    /// or a stage's error.
+    /// a stage's error, or [`Error::TokenOutOfRange`] when a stage named an
+    /// id `>= V` as a survivor ([`Scores::set_live`]).
     pub fn process(&mut self, ctx: &Context<'_>, logits: &mut [f32]) -> Result<(), Error> {
         let mut scores = Scores::new(logits, &mut self.live);
         scores.check_finite()?;
         run_stages(&mut self.stages, ctx, &mut scores)?;
+        scores.fault()?;
         scores.densify();
         Ok(())
     }

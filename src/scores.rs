@@ -22,6 +22,18 @@ use crate::{Error, TokenId};
 /// afterwards the row is exactly the processed row that Hugging Face
 /// transformers would hold, with `-inf` at every removed token.
 ///
+/// # Reading the processed row
+///
+/// Stale slots are not reachable through a `Scores`: every reader honours
+/// the live set. [`Scores::get`], [`Scores::for_each_live`] (the live
+/// `(id, score)` pairs), [`Scores::argmax`] and [`Scores::max`] read the
+/// live tokens; [`Scores::dense`] hands out the row only while every token
+/// is live; [`Scores::checked_dense`] writes the row out (densifying it) and
+/// checks it, for consumers that need every token's score. A consumer that
+/// owns the buffer reads it through one of these while the `Scores` lives,
+/// never afterwards: the generator's beam search, speculative verification
+/// and log-probabilities all do.
+///
 /// # Order of the live set
 ///
 /// The live set may be marked **sorted**: ordered by score, highest first,
@@ -53,6 +65,9 @@ pub struct Scores<'a> {
     live: &'a mut Vec<TokenId>,
     truncated: bool,
     sorted: bool,
+    /// The first id `>= V` a truncation tried to make live (not admitted;
+    /// reported by every check).
+    out_of_range: Option<TokenId>,
 }
 
 impl<'a> Scores<'a> {
@@ -61,7 +76,7 @@ impl<'a> Scores<'a> {
     /// its capacity has grown.
     pub fn new(values: &'a mut [f32], live: &'a mut Vec<TokenId>) -> Self {
         live.clear();
-        Scores { values, live, truncated: false, sorted: false }
+        Scores { values, live, truncated: false, sorted: false, out_of_range: None }
     }
 
     /// The vocabulary size `V` (the length of the dense row).
@@ -89,14 +104,68 @@ impl<'a> Scores<'a> {
         if self.truncated { self.live.len() } else { self.values.len() }
     }
 
-    /// The raw row. Slots of tokens outside the live set are stale.
-    pub fn values(&self) -> &[f32] {
+    /// The raw row. Slots of tokens outside the live set are stale, so this
+    /// is for the crate's own processors and samplers, which pair it with
+    /// [`Scores::live_ids`]. Consumers read the processed row through the
+    /// accessors that honour the live set (see the type docs).
+    pub(crate) fn values(&self) -> &[f32] {
         self.values
     }
 
-    /// The raw row, mutably. Writing the slot of a token outside the live
-    /// set has no effect on its processed score, which stays `-inf`; writing
-    /// a live slot clears the sorted mark.
+    /// The processed row as a slice, when every token is live (nothing was
+    /// truncated): then each slot holds its token's processed score. `None`
+    /// after a truncation; [`Scores::checked_dense`] writes the row out
+    /// then.
+    ///
+    /// ```
+    /// use decoding::Scores;
+    ///
+    /// let mut row = vec![1.0, 5.0, 3.0];
+    /// let mut live = Vec::new();
+    /// let mut scores = Scores::new(&mut row, &mut live);
+    /// assert_eq!(scores.dense(), Some(&[1.0, 5.0, 3.0][..]));
+    /// scores.retain(|_, x| x > 2.0);
+    /// assert_eq!(scores.dense(), None);
+    /// ```
+    pub fn dense(&self) -> Option<&[f32]> {
+        (!self.truncated).then_some(&*self.values)
+    }
+
+    /// The processed row, written out in full and checked: the one way a
+    /// consumer that needs every token's score (beam search, an acceptance
+    /// rule) reads a step. Every token outside the live set reads `-inf`
+    /// (the row is [densified](Scores::densify) first when a truncation
+    /// left stale slots), and the live scores are checked as a sampler
+    /// checks them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scores::check_finite`]: [`Error::InvalidLogit`] for a NaN or
+    /// `+inf` live score, [`Error::TokenOutOfRange`] when a truncation named
+    /// an id `>= V`, [`Error::EmptyRow`] when `V = 0`. A row whose every
+    /// score is `-inf` is not an error here.
+    ///
+    /// ```
+    /// use decoding::Scores;
+    ///
+    /// let mut row = vec![1.0, 5.0, 3.0, f32::NAN];
+    /// let mut live = Vec::new();
+    /// let mut scores = Scores::new(&mut row, &mut live);
+    /// scores.set_live([2, 1], true); // the stale NaN slot is not live
+    /// assert_eq!(scores.checked_dense()?, &[f32::NEG_INFINITY, 5.0, 3.0, f32::NEG_INFINITY]);
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn checked_dense(&mut self) -> Result<&[f32], Error> {
+        self.checked_max()?;
+        self.densify();
+        Ok(self.values)
+    }
+
+    /// The raw row, mutably, for processors that write scores by id.
+    /// Writing the slot of a token outside the live set has no effect on its
+    /// processed score, which stays `-inf`; writing a live slot clears the
+    /// sorted mark. (What a slot outside the live set holds is stale: read
+    /// scores with [`Scores::get`] or [`Scores::for_each_live`].)
     pub fn values_mut(&mut self) -> &mut [f32] {
         self.sorted = false;
         self.values
@@ -177,30 +246,67 @@ impl<'a> Scores<'a> {
     }
 
     /// Replaces the live set by `ids`, which must be a subset of the current
-    /// live set (every id below `V`; the caller guarantees it). `sorted` says
-    /// whether `ids` is in the order described in the type docs.
+    /// live set. `sorted` says whether `ids` is in the order described in
+    /// the type docs.
     ///
     /// Truncating processors that compute their survivors themselves call
     /// this with their result.
+    ///
+    /// An id `>= V` is never admitted: it is left out, and the step fails
+    /// with [`Error::TokenOutOfRange`] at its next check
+    /// ([`Scores::check_finite`], [`Scores::checked_dense`], every sampler,
+    /// [`Pipeline::process`](crate::Pipeline::process) and the generator),
+    /// so a processor's bad id is a typed error, never a panic or a
+    /// silently different live set.
+    ///
+    /// ```
+    /// use decoding::{Error, Scores};
+    ///
+    /// let mut row = vec![1.0, 2.0, 3.0];
+    /// let mut live = Vec::new();
+    /// let mut scores = Scores::new(&mut row, &mut live);
+    /// scores.set_live([2, 7], false);
+    /// assert_eq!(scores.live_ids(), Some(&[2][..]));
+    /// assert_eq!(scores.check_finite(), Err(Error::TokenOutOfRange { id: 7, vocab_size: 3 }));
+    /// ```
     pub fn set_live(&mut self, ids: impl IntoIterator<Item = TokenId>, sorted: bool) {
         self.live.clear();
         self.live.extend(ids);
-        debug_assert!(self.live.iter().all(|&id| (id as usize) < self.values.len()));
+        self.admit_live();
         self.truncated = true;
         self.sorted = sorted;
+    }
+
+    /// Drops the live ids `>= V`, remembering the first for the checks.
+    fn admit_live(&mut self) {
+        let v = self.values.len();
+        if let Some(&id) = self.live.iter().find(|&&id| id as usize >= v) {
+            self.out_of_range.get_or_insert(id);
+            self.live.retain(|&id| (id as usize) < v);
+        }
+    }
+
+    /// The error a truncation's out-of-range id left, if any.
+    pub(crate) fn fault(&self) -> Result<(), Error> {
+        match self.out_of_range {
+            Some(id) => Err(Error::TokenOutOfRange { id, vocab_size: self.values.len() }),
+            None => Ok(()),
+        }
     }
 
     /// Gives a truncating processor the live-set buffer to fill in place
     /// (for example by selecting from the current live ids). The closure
     /// receives the current live set (all ids `0..V` are materialized first
     /// when nothing was truncated yet) and returns whether the result is
-    /// sorted. The result must be a subset of the ids it was given.
+    /// sorted. The result must be a subset of the ids it was given (an id
+    /// `>= V` is handled as by [`Scores::set_live`]).
     pub fn rewrite_live(&mut self, f: impl FnOnce(&[f32], &mut Vec<TokenId>) -> bool) {
         if !self.truncated {
             self.live.clear();
             self.live.extend(0..self.values.len() as TokenId);
         }
         let sorted = f(self.values, self.live);
+        self.admit_live();
         self.truncated = true;
         self.sorted = sorted;
     }
@@ -276,6 +382,7 @@ impl<'a> Scores<'a> {
     ///
     /// As [`Scores::check_finite`].
     pub(crate) fn checked_max(&self) -> Result<f32, Error> {
+        self.fault()?;
         if !self.truncated {
             return crate::math::max_checked(self.values);
         }
@@ -299,9 +406,12 @@ impl<'a> Scores<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidLogit`] naming the first offending index (in live-set
-    /// order), [`Error::EmptyRow`] when `V = 0`.
+    /// [`Error::TokenOutOfRange`] when a truncation named an id `>= V` (see
+    /// [`Scores::set_live`]), [`Error::InvalidLogit`] naming the first
+    /// offending index (in live-set order), [`Error::EmptyRow`] when
+    /// `V = 0`.
     pub fn check_finite(&self) -> Result<(), Error> {
+        self.fault()?;
         if self.values.is_empty() {
             return Err(Error::EmptyRow);
         }

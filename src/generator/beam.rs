@@ -158,20 +158,25 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     /// (`tests/allocations.rs`), given a model whose `reorder` does not (the
     /// default for a `Vec` of models clones). A step costs, per beam, the
     /// model's row, a `log_softmax` (one pass of exponentials), the
-    /// processors, and one scan for the best continuations that skips whole
-    /// blocks of the row unable to enter them.
+    /// processors, the check of the processed row (fused with its maximum;
+    /// a row that a truncation left with stale slots is written out in
+    /// full, [`Scores::checked_dense`]), and one scan for the best
+    /// continuations that skips whole blocks of the row unable to enter
+    /// them.
     ///
     /// # Errors
     ///
     /// [`GenerateError::EmptyPrompt`], [`GenerateError::VocabMismatch`],
     /// [`GenerateError::BatchTooLarge`] (the model holds fewer sequences
-    /// than beams) and [`GenerateError::Unsupported`] (stop strings) before
-    /// the first step; then the model's errors
-    /// ([`GenerateError::Model`]), a change of its vocabulary size
-    /// ([`GenerateError::LogitsLength`]), and [`GenerateError::Decoding`]
-    /// for NaN or `+inf` scores, a processor's error, or a beam whose every
-    /// token is masked. The step of an error is the number of tokens the
-    /// beams had.
+    /// than beams, or `num_beams` rows of `V` scores exceed the address
+    /// space) and [`GenerateError::Unsupported`] (stop strings) before the
+    /// first step; then the model's errors ([`GenerateError::Model`]), a
+    /// change of its vocabulary size ([`GenerateError::LogitsLength`]), and
+    /// [`GenerateError::Decoding`] for NaN or `+inf` scores (the model's,
+    /// or a processor's: each processed row is checked as a sampler checks
+    /// it, [`Error::InvalidLogit`] naming the token), a processor's error,
+    /// or a beam whose every token is masked. The step of an error is the
+    /// number of tokens the beams had.
     ///
     /// # Example
     ///
@@ -240,6 +245,11 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
                 return Err(GenerateError::VocabMismatch { model: v, tokenizer: n });
             }
         }
+        // The beams' rows are one buffer of `num_beams × V` scores.
+        let most = (isize::MAX as usize / std::mem::size_of::<f32>()) / v.max(1);
+        if nb > most {
+            return Err(GenerateError::BatchTooLarge { sequences: nb, capacity: most });
+        }
         self.processor.reset();
         if options.max_new_tokens() == 0 {
             let empty = BeamHypothesis {
@@ -299,7 +309,10 @@ struct Run<'o> {
     all_ended: bool,
     tokens: Vec<TokenId>,
     spans: Vec<(usize, usize, usize)>,
-    /// Beam sampling: the weights of every continuation, and the draws.
+    /// Beam sampling: the processed rows of the step (`fed × n`, each
+    /// written out by [`Scores::checked_dense`]), the weights of every
+    /// continuation, and the draws.
+    processed: Vec<f32>,
     weights: Vec<f32>,
     rng: DecodingRng,
 }
@@ -312,9 +325,11 @@ impl<'o> Run<'o> {
         v: usize,
     ) -> Self {
         let nb = search.num_beams();
-        let k = 2.max(1 + options.eos_tokens().len()) * nb;
-        // Room for the longest hypothesis, so that steps do not grow them.
-        let room = options.max_new_tokens().min(RESERVE_CAP);
+        let k = 2.max(1 + options.eos_tokens().len()).saturating_mul(nb);
+        // Room for the longest hypothesis, so that steps do not grow them
+        // (within a bound on the whole reservation: beyond it, hypotheses
+        // grow as they are generated).
+        let room = options.max_new_tokens().min(RESERVE_CAP / nb);
         let fresh = |score: f32| {
             let mut tokens = Vec::with_capacity(prompt.len() + room);
             tokens.extend_from_slice(prompt);
@@ -345,6 +360,7 @@ impl<'o> Run<'o> {
             all_ended: false,
             tokens: Vec::with_capacity(prompt.len().max(nb)),
             spans: Vec::with_capacity(nb),
+            processed: Vec::with_capacity(if search.samples() { nb * v } else { 0 }),
             weights: Vec::with_capacity(if search.samples() { nb * v } else { 0 }),
             rng: rng_from_seed(options.seed()),
         }
@@ -386,71 +402,54 @@ impl<'o> Run<'o> {
 
     /// Turns each fed row into processed log-probabilities and keeps the
     /// best `k` continuations of all beams.
+    ///
+    /// Each row is read, once processed, only through
+    /// [`Scores::checked_dense`]: the live set's scores with every removed
+    /// token at `-inf`, checked for NaN and `+inf` as a sampler checks them.
+    /// The buffer itself is never read after processing.
     fn expand<P: LogitsProcessor + ?Sized>(&mut self, processor: &mut P) -> Result<(), Error> {
         let o = self.options;
         let step = self.generated_len();
         let n = o.vocab_size().unwrap_or(self.v).min(self.v);
+        let last = step + 1 >= o.max_new_tokens();
+        let samples = self.search.samples();
+        // At the first step every beam is the prompt: one row, for all.
         let fed = if step == 0 { 1 } else { self.running.len() };
-        for (j, beam) in self.running.iter().enumerate().take(fed) {
-            let row = &mut self.rows[j * self.v..j * self.v + n];
-            if beam.score == f32::NEG_INFINITY {
+        let Run { rows, live, running, top, processed, k, v, prompt_len, .. } = self;
+        let (k, v, prompt_len) = (*k, *v, *prompt_len);
+        top.clear();
+        processed.clear();
+        for r in 0..fed {
+            let mut scores = Scores::new(&mut rows[r * v..r * v + n], live);
+            if running[r].score == f32::NEG_INFINITY {
                 // A dead beam (kept only to fill the width when fewer
                 // continuations had a finite score) has no continuation of
                 // finite score: its row is not processed, so a processor
                 // never sees a history it ruled out (a grammar constraint
                 // would reject it).
-                row.fill(f32::NEG_INFINITY);
+                scores.values_mut().fill(f32::NEG_INFINITY);
+            } else {
+                log_softmax(scores.values_mut())?;
+                o.mask_early_eos(step, scores.values_mut());
+                processor.process(&Context::new(&running[r].tokens, prompt_len)?, &mut scores)?;
+            }
+            let row = scores.checked_dense()?;
+            if samples {
+                processed.extend_from_slice(row);
                 continue;
             }
-            log_softmax(row)?;
-            let mut scores = Scores::new(row, &mut self.live);
-            o.mask_early_eos(step, scores.values_mut());
-            processor.process(&Context::new(&beam.tokens, self.prompt_len)?, &mut scores)?;
-            // The candidates are read from the dense row: a truncation
-            // (top-k, an allowed-tokens mask) only shrank the live set, so
-            // the removed tokens are written out as -inf.
-            scores.densify();
+            let beams = if step == 0 { 0..running.len() } else { r..r + 1 };
+            for j in beams {
+                let beam = &running[j];
+                let ends = |token| last || ends(o, prompt_len, beam, token);
+                if !scan(top, k, row, j, beam.score, ends) && beam.score > f32::NEG_INFINITY {
+                    // A processor masked every token of this (live) beam.
+                    return Err(Error::AllMasked);
+                }
+            }
         }
-        let last = step + 1 >= o.max_new_tokens();
-        if self.search.samples() {
+        if samples {
             self.sample_candidates(n, step, last)?;
-            self.all_ended = self.top.iter().all(|c| c.hits);
-            return Ok(());
-        }
-        self.top.clear();
-        for (j, beam) in self.running.iter().enumerate() {
-            // At the first step every beam is the prompt: the same row.
-            let r = if step == 0 { 0 } else { j };
-            let row = &self.rows[r * self.v..r * self.v + n];
-            let s = beam.score;
-            let floor = |top: &Vec<Candidate>| {
-                if top.len() == self.k { top[self.k - 1].value } else { f32::NEG_INFINITY }
-            };
-            let mut threshold = floor(&self.top);
-            let mut row_max = f32::NEG_INFINITY;
-            for (b, block) in row.chunks(BLOCK).enumerate() {
-                let block_max = crate::math::max(block);
-                row_max = row_max.max(block_max);
-                // Adding `s` is monotone (also after rounding), so a block
-                // whose best value cannot pass the threshold is skipped
-                // whole: after the first blocks almost every block is.
-                if self.top.len() == self.k && !(block_max + s > threshold) {
-                    continue;
-                }
-                for (i, &x) in block.iter().enumerate() {
-                    let value = x + s;
-                    if value > threshold || self.top.len() < self.k {
-                        let token = (b * BLOCK + i) as TokenId;
-                        let hits = last || self.ends(beam, token);
-                        offer(&mut self.top, self.k, Candidate { value, beam: j, token, x, hits });
-                        threshold = floor(&self.top);
-                    }
-                }
-            }
-            // A processor masked every token of this (live) beam.
-            if row_max == f32::NEG_INFINITY && s > f32::NEG_INFINITY {
-                return Err(Error::AllMasked);
-            }
         }
         self.all_ended = self.top.iter().all(|c| c.hits);
         Ok(())
@@ -469,7 +468,7 @@ impl<'o> Run<'o> {
         let mut m = f32::NEG_INFINITY;
         for (j, beam) in self.running.iter().enumerate() {
             let r = if step == 0 { 0 } else { j };
-            let row = &self.rows[r * self.v..r * self.v + n];
+            let row = &self.processed[r * n..(r + 1) * n];
             let row_max = crate::math::max(row);
             let s = beam.score;
             if row_max == f32::NEG_INFINITY && s > f32::NEG_INFINITY {
@@ -521,9 +520,9 @@ impl<'o> Run<'o> {
             let (j, id) = (i / n, i % n);
             let beam = &self.running[j];
             let r = if step == 0 { 0 } else { j };
-            let x = self.rows[r * self.v + id];
+            let x = self.processed[r * n + id];
             let token = id as TokenId;
-            let hits = last || self.ends(beam, token);
+            let hits = last || ends(self.options, self.prompt_len, beam, token);
             self.top.push(Candidate { value: x + beam.score, beam: j, token, x, hits });
         }
         // Insertion sort: stable, no allocation, `k` is small.
@@ -535,18 +534,6 @@ impl<'o> Run<'o> {
             }
         }
         Ok(())
-    }
-
-    /// Whether `beam` extended by `token` ends (EOS or stop sequence).
-    fn ends(&self, beam: &Beam, token: TokenId) -> bool {
-        let o = self.options;
-        if o.eos_tokens().contains(&token) {
-            return true;
-        }
-        let generated = &beam.tokens[self.prompt_len..];
-        o.stop_sequences().iter().any(|seq| {
-            seq.split_last().is_some_and(|(&end, head)| end == token && generated.ends_with(head))
-        })
     }
 
     /// Chooses the next running beams and updates the finished slots;
@@ -650,6 +637,56 @@ impl<'o> Run<'o> {
             })
             .collect()
     }
+}
+
+/// Whether `beam` extended by `token` ends (EOS or stop sequence).
+fn ends(o: &GenerateOptions, prompt_len: usize, beam: &Beam, token: TokenId) -> bool {
+    if o.eos_tokens().contains(&token) {
+        return true;
+    }
+    let generated = &beam.tokens[prompt_len..];
+    o.stop_sequences().iter().any(|seq| {
+        seq.split_last().is_some_and(|(&end, head)| end == token && generated.ends_with(head))
+    })
+}
+
+/// Offers beam `j`'s continuations (running score `s`, processed row `row`)
+/// to the best `k` kept in `top`; `ends(token)` says whether a continuation
+/// ends its hypothesis. Returns whether the row has a token above `-inf`.
+///
+/// Adding `s` is monotone (also after rounding), so a block whose best value
+/// cannot pass the threshold is skipped whole: after the first blocks almost
+/// every block is.
+fn scan(
+    top: &mut Vec<Candidate>,
+    k: usize,
+    row: &[f32],
+    j: usize,
+    s: f32,
+    ends: impl Fn(TokenId) -> bool,
+) -> bool {
+    let floor = |top: &Vec<Candidate>| {
+        if top.len() == k { top[k - 1].value } else { f32::NEG_INFINITY }
+    };
+    let mut threshold = floor(top);
+    let mut row_max = f32::NEG_INFINITY;
+    for (b, block) in row.chunks(BLOCK).enumerate() {
+        let block_max = crate::math::max(block);
+        row_max = row_max.max(block_max);
+        if top.len() == k && !(block_max + s > threshold) {
+            continue;
+        }
+        for (i, &x) in block.iter().enumerate() {
+            let value = x + s;
+            if value > threshold || top.len() < k {
+                let token = (b * BLOCK + i) as TokenId;
+                let hits = ends(token);
+                offer(top, k, Candidate { value, beam: j, token, x, hits });
+                threshold = floor(top);
+            }
+        }
+    }
+    row_max > f32::NEG_INFINITY
 }
 
 /// Checks a row (NaN and `+inf` are errors, as everywhere in the crate) and

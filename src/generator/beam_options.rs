@@ -29,7 +29,8 @@ pub enum EarlyStopping {
 
 /// The settings of a beam search ([`Generator::beam_search`]).
 ///
-/// - `num_beams` (≥ 1): how many hypotheses are extended at every step.
+/// - `num_beams` (1 ..= [`BeamSearch::MAX_BEAMS`]): how many hypotheses
+///   are extended at every step.
 /// - `length_penalty` (finite; default 1.0): a finished hypothesis of `L`
 ///   generated tokens (EOS included) whose processed log-probabilities sum
 ///   to `s` scores `s / L^length_penalty`. Positive values favour longer
@@ -81,15 +82,31 @@ pub struct BeamSearch {
 }
 
 impl BeamSearch {
+    /// The largest number of beams a search accepts.
+    ///
+    /// transformers sets no bound; this one keeps every buffer of a search
+    /// sized up front (a row of `V` scores per beam, `2 × num_beams`
+    /// candidates or more per step) far from overflow, and is far beyond
+    /// the few dozen beams searches use.
+    pub const MAX_BEAMS: usize = 1 << 12;
+
     /// `num_beams` beams, length penalty 1.0, heuristic early stopping, all
     /// `num_beams` hypotheses returned.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] when `num_beams` is 0.
+    /// [`Error::InvalidParameter`] when `num_beams` is 0 or above
+    /// [`BeamSearch::MAX_BEAMS`].
+    ///
+    /// ```
+    /// use decoding::BeamSearch;
+    ///
+    /// assert!(BeamSearch::new(BeamSearch::MAX_BEAMS).is_ok());
+    /// assert!(BeamSearch::new(usize::MAX / 2 + 1).is_err());
+    /// ```
     pub fn new(num_beams: usize) -> Result<Self, Error> {
-        if num_beams == 0 {
-            return Err(Error::invalid("num_beams", "at least 1", num_beams));
+        if num_beams == 0 || num_beams > Self::MAX_BEAMS {
+            return Err(Error::invalid("num_beams", "between 1 and 4096", num_beams));
         }
         Ok(BeamSearch {
             num_beams,

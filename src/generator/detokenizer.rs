@@ -38,6 +38,11 @@ use crate::TokenId;
 pub trait Detokenizer {
     /// Appends the bytes of `token` to `out`.
     ///
+    /// The generator calls it with an empty buffer of its own and appends
+    /// what is left there to the text, so an implementation that replaces
+    /// `out` instead of appending produces the same text, and what it
+    /// writes before failing is discarded.
+    ///
     /// # Errors
     ///
     /// [`UnknownToken`] when the detokenizer has no bytes for `token`. It

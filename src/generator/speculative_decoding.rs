@@ -14,6 +14,11 @@ use crate::{
 /// Generated-token capacity reserved up front for the history buffer.
 const RESERVE_CAP: usize = 1 << 16;
 
+/// Drafted positions whose rows are sized up front; a run that drafts more
+/// per round grows its row buffers as it drafts (the buffers follow what is
+/// drafted, never the `k` or `max_new_tokens` asked for).
+const ROWS_UP_FRONT: usize = 1 << 8;
+
 /// How the target model checks the drafted tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verification {
@@ -135,7 +140,8 @@ pub(crate) struct SpeculativeScratch {
     history: Vec<TokenId>,
     /// The target's rows of one round, `(k + 1) × V_target`.
     target_rows: Vec<f32>,
-    /// The draft's processed rows of one round, `k × V_draft`.
+    /// The draft's rows of one round, `k × V_draft`; with sampled
+    /// verification, written out in full once processed.
     draft_rows: Vec<f32>,
     /// The processed target row, dense, for the acceptance rule.
     dense: Vec<f32>,
@@ -272,10 +278,12 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     ///
     /// A round costs `m` draft calls and one (the first round: at most two)
     /// target calls for up to `m + 1` tokens. The row buffers
-    /// (`(k + 1) × V` for the target, `k × V` for the draft) are kept in
+    /// (`(m + 1) × V` for the target, `m × V` for the draft) are kept in
     /// the generator and reused: after the first run, a round allocates
     /// nothing unless log-probabilities, text or boxed draft errors are
-    /// involved. Sampled verification costs two passes over each row for
+    /// involved. They are sized up front for up to 256 drafted tokens and
+    /// grow with what is actually drafted beyond that, so a huge `k` or
+    /// `max_new_tokens` costs nothing until tokens are drafted. Sampled verification costs two passes over each row for
     /// each verified token ([`speculative_accept`]).
     ///
     /// # Example
@@ -386,10 +394,10 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         draft.reset();
 
         let max_new = self.options.max_new_tokens();
-        let most = speculative.draft_tokens().min(max_new.saturating_sub(1));
+        let most = speculative.draft_tokens().min(max_new.saturating_sub(1)).min(ROWS_UP_FRONT);
         let scratch = &mut self.speculative;
-        scratch.target_rows.resize((most + 1) * target_vocab, 0.0);
-        scratch.draft_rows.resize(most * draft_vocab, 0.0);
+        grow(&mut scratch.target_rows, (most + 1) * target_vocab);
+        grow(&mut scratch.draft_rows, most * draft_vocab);
         scratch.dense.clear();
         scratch.history.clear();
         scratch.history.reserve(prompt.len() + max_new.min(RESERVE_CAP) + most);
@@ -450,6 +458,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         let mut drafted = 0;
         while drafted < budget {
             let step = generated + drafted;
+            grow(draft_rows, (drafted + 1) * vocab.draft);
             let row = &mut draft_rows[drafted * vocab.draft..(drafted + 1) * vocab.draft];
             if let Err(e) = draft.forward(&history[fed.draft..], row) {
                 seq.fail();
@@ -493,6 +502,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         // drafted one.
         let feed = &history[fed.target..];
         let lead = feed.len() - drafted;
+        grow(target_rows, (drafted + 1) * vocab.target);
         let rows = &mut target_rows[..(drafted + 1) * vocab.target];
         let scored = if lead == 1 {
             stats.target_calls += 1;
@@ -518,7 +528,15 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         // 3. Verify, committing each emitted token as plain generation does.
         for i in 0..=drafted {
             let proposal = (i < drafted).then(|| {
-                let row = &draft_rows[i * vocab.draft..i * vocab.draft + vocab.row];
+                // Only sampled verification reads the draft's row, which
+                // `draft_token` wrote out in full; a greedy draft row keeps
+                // stale slots and is not handed on.
+                let row: &[f32] = match mode {
+                    Verification::Sampled => {
+                        &draft_rows[i * vocab.draft..i * vocab.draft + vocab.row]
+                    }
+                    Verification::Greedy => &[],
+                };
                 (history[base + i], row)
             });
             let mut verifier = Verifier {
@@ -565,6 +583,14 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             fed.draft = valid;
         }
         Ok(())
+    }
+}
+
+/// Makes `buf` at least `len` long (the rows are written by the models
+/// before they are read, so what the new entries hold does not matter).
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
     }
 }
 

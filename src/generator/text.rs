@@ -23,6 +23,10 @@ pub(crate) struct Text {
     released: usize,
     /// `text.len()` before each generated token's bytes were appended.
     token_start: Vec<usize>,
+    /// What the detokenizer writes into: a buffer of its own, so that a
+    /// detokenizer that replaces or shortens its output instead of
+    /// appending cannot touch the bytes already decoded.
+    piece: Vec<u8>,
 }
 
 impl Text {
@@ -49,16 +53,18 @@ impl Text {
 
     /// Appends a token's bytes and decodes what became complete. On error
     /// nothing changes.
+    ///
+    /// The detokenizer is handed an empty buffer of its own, and what it
+    /// leaves there is appended: whatever it does to that buffer (append as
+    /// the trait asks, or replace it), the text decoded so far is intact.
     pub(crate) fn push_token(
         &mut self,
         detokenizer: &dyn Detokenizer,
         token: TokenId,
     ) -> Result<(), UnknownToken> {
-        let before = self.bytes.len();
-        if let Err(e) = detokenizer.decode(token, &mut self.bytes) {
-            self.bytes.truncate(before);
-            return Err(e);
-        }
+        self.piece.clear();
+        detokenizer.decode(token, &mut self.piece)?;
+        self.bytes.extend_from_slice(&self.piece);
         self.token_start.push(self.text.len());
         self.decode_complete();
         Ok(())
@@ -161,6 +167,28 @@ mod tests {
                 assert_eq!(t.as_str(), String::from_utf8_lossy(bytes));
             }
         }
+    }
+
+    /// Replaces its output buffer instead of appending to it.
+    struct Replacing;
+
+    impl Detokenizer for Replacing {
+        fn decode(&self, token: TokenId, out: &mut Vec<u8>) -> Result<(), UnknownToken> {
+            *out = vec![b'a' + token as u8];
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_detokenizer_that_replaces_its_buffer_cannot_cut_the_text() {
+        let mut t = Text::default();
+        let vocab: Vec<Vec<u8>> = vec![vec![0xE2, 0x82]];
+        t.push_token(&vocab, 0).unwrap();
+        for id in 0..3 {
+            t.push_token(&Replacing, id).unwrap();
+        }
+        t.flush();
+        assert_eq!(t.as_str(), "\u{FFFD}abc");
     }
 
     #[test]

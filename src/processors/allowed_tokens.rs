@@ -204,13 +204,16 @@ impl TokenBitmask {
 ///   resets the allowed tokens to a score of 0, reviving tokens an earlier
 ///   processor banned; this crate never revives a masked token.
 /// - An error returned by the callback is passed through unchanged.
+/// - A callback that [`reset`](TokenBitmask::reset)s the mask to another
+///   vocabulary size is [`Error::VocabSizeMismatch`] (expected: the row's
+///   `V`; actual: the mask's).
 /// - Allowed tokens keep their scores; the live set keeps its order (a
 ///   sorted live set stays sorted).
 ///
 /// # Errors
 ///
-/// `process` returns [`Error::NoAllowedToken`], [`Error::AllMasked`], or the
-/// callback's error, as above.
+/// `process` returns [`Error::NoAllowedToken`], [`Error::AllMasked`],
+/// [`Error::VocabSizeMismatch`], or the callback's error, as above.
 ///
 /// # Performance
 ///
@@ -265,8 +268,14 @@ where
     F: FnMut(&Context<'_>, &mut TokenBitmask) -> Result<(), Error>,
 {
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
-        self.mask.reset(scores.vocab_size());
+        let v = scores.vocab_size();
+        self.mask.reset(v);
         (self.allowed)(ctx, &mut self.mask)?;
+        // The callback may `reset` the mask to another size: its ids would
+        // not be the row's.
+        if self.mask.vocab_size() != v {
+            return Err(Error::VocabSizeMismatch { expected: v, actual: self.mask.vocab_size() });
+        }
         self.mask.restrict(scores)
     }
 }

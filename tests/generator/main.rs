@@ -5,6 +5,7 @@ mod chi_square;
 
 mod batch;
 mod beam;
+mod consumers;
 mod errors;
 mod limits;
 mod logprobs;
