@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use decoding::TokenId;
 use decoding::config::{GenerationConfig, Logprobs, OpenAiParams};
+use decoding::{Pipeline, TokenId};
 use serde_json::{Map, Value};
 
 use crate::chat;
@@ -97,6 +97,7 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
     let echo = boolean(&map, "echo")?;
     let ignore_eos = boolean(&map, "ignore_eos")?;
     unsupported_fields(&map)?;
+    let grammar = output_grammar(&map)?;
 
     let mut params = OpenAiParams::from_json(text)?;
     let tokenizer = &shared.tokenizer;
@@ -138,6 +139,10 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
             ),
         ));
     }
+    // A constrained output ends where its grammar says, not at a turn.
+    if grammar.is_some() {
+        stop.clear();
+    }
     if !stop.is_empty() {
         stop.extend(params.stop.take().unwrap_or_default());
         params.stop = Some(stop);
@@ -163,7 +168,13 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
             sequences.push(JobSequence {
                 choice: i * n + c,
                 prompt: prompt.clone(),
-                generator: generator(&params, &generation, prompt.len(), c, shared)?,
+                generator: generator(
+                    &params,
+                    &generation,
+                    grammar.as_ref(),
+                    (prompt.len(), c),
+                    shared,
+                )?,
             });
         }
     }
@@ -188,8 +199,8 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
 fn generator(
     params: &OpenAiParams,
     generation: &GenerationConfig,
-    prompt_len: usize,
-    choice: usize,
+    grammar: Option<&OutputGrammar>,
+    (prompt_len, choice): (usize, usize),
     shared: &Shared,
 ) -> Result<SequenceGenerator, ApiError> {
     let plan = params.build(generation)?;
@@ -199,26 +210,18 @@ fn generator(
         .vocab_size(shared.tokenizer.vocab_size())
         .build()?;
     let (pipeline, sampler, _) = plan.into_parts();
+    let pipeline = constrained(pipeline, grammar, shared)?;
     Ok(SequenceGenerator::new(pipeline, sampler, options))
 }
 
 /// Fields this server refuses rather than ignores: they would change the
 /// output in a way it cannot honour.
 fn unsupported_fields(map: &Map<String, Value>) -> Result<(), ApiError> {
-    match map.get("response_format") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(o)) if o.get("type").and_then(Value::as_str) == Some("text") => {}
-        Some(_) => {
-            return Err(ApiError::unsupported(
-                "response_format",
-                "`response_format` other than {\"type\": \"text\"} is not supported by this server yet",
-            ));
-        }
-    }
-    for key in ["grammar", "json_schema"] {
-        if map.get(key).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::unsupported(key, format!("`{key}` is not supported yet")));
-        }
+    if map.get("grammar").is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::unsupported(
+            "grammar",
+            "`grammar` (GBNF) is not supported; use `response_format` with a JSON schema",
+        ));
     }
     match map.get("best_of") {
         None | Some(Value::Null) => {}
@@ -371,4 +374,123 @@ fn breaker_ids(tokenizer: &gpt2::Tokenizer, s: &str) -> Vec<TokenId> {
             tokenizer.token_bytes(id).is_some_and(|b| b.windows(needle.len()).any(|w| w == needle))
         })
         .collect()
+}
+
+/// What `response_format` (or llama-server's `json_schema`) asks for.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "structured"), allow(dead_code))] // The schema is only read with it.
+enum Format {
+    JsonObject,
+    Schema(Value),
+}
+
+/// The output's grammar, when the request constrains it: OpenAI's
+/// `response_format` (`{"type": "json_object"}` or `{"type": "json_schema",
+/// "json_schema": {"schema": ...}}`) or llama-server's `json_schema`.
+fn output_grammar(map: &Map<String, Value>) -> Result<Option<OutputGrammar>, ApiError> {
+    let from_openai = match map.get("response_format") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
+            Some("text") => None,
+            Some("json_object") => Some(Format::JsonObject),
+            Some("json_schema") => {
+                let schema = o.get("json_schema").and_then(|j| j.get("schema"));
+                match schema {
+                    Some(v @ (Value::Object(_) | Value::Bool(_))) => {
+                        Some(Format::Schema(v.clone()))
+                    }
+                    _ => {
+                        return Err(ApiError::wrong_type(
+                            "response_format.json_schema.schema",
+                            "a JSON schema (an object)",
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(ApiError::wrong_type(
+                    "response_format.type",
+                    "\"text\", \"json_object\" or \"json_schema\"",
+                ));
+            }
+        },
+        Some(_) => return Err(ApiError::wrong_type("response_format", "an object")),
+    };
+    let from_llama = match map.get("json_schema") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::Object(_) | Value::Bool(_))) => Some(Format::Schema(v.clone())),
+        Some(_) => return Err(ApiError::wrong_type("json_schema", "a JSON schema (an object)")),
+    };
+    match (from_openai, from_llama) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            Some("json_schema"),
+            "give either `response_format` or `json_schema`, not both",
+        )),
+        (Some(f), None) | (None, Some(f)) => grammar_of(f).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The grammar of a requested format.
+#[cfg(feature = "structured")]
+type OutputGrammar = decoding::structured::Grammar;
+
+/// Without the feature no format can be honoured.
+#[cfg(not(feature = "structured"))]
+type OutputGrammar = std::convert::Infallible;
+
+/// The output is compact JSON: no free whitespace between tokens (a small
+/// model otherwise spends its tokens on blank lines), unless the schema sets
+/// llguidance's own `x-guidance` options.
+#[cfg(feature = "structured")]
+fn grammar_of(format: Format) -> Result<OutputGrammar, ApiError> {
+    let mut schema = match format {
+        Format::JsonObject => serde_json::json!({"type": "object"}),
+        Format::Schema(schema) => schema,
+    };
+    if let Value::Object(o) = &mut schema {
+        o.entry("x-guidance").or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
+    }
+    Ok(decoding::structured::Grammar::json_schema(schema))
+}
+
+#[cfg(not(feature = "structured"))]
+fn grammar_of(format: Format) -> Result<OutputGrammar, ApiError> {
+    let what = match format {
+        Format::JsonObject => "a JSON object",
+        Format::Schema(_) => "a JSON schema",
+    };
+    Err(ApiError::unsupported(
+        "response_format",
+        format!(
+            "constraining the output to {what} needs the server built with `--features structured`"
+        ),
+    ))
+}
+
+/// The pipeline of a constrained sequence: the constraint first, then the
+/// request's stages.
+#[cfg(feature = "structured")]
+fn constrained(
+    pipeline: Pipeline,
+    grammar: Option<&OutputGrammar>,
+    shared: &Shared,
+) -> Result<Pipeline, ApiError> {
+    let Some(grammar) = grammar else { return Ok(pipeline) };
+    let constraint = shared.vocabulary.constraint(grammar).map_err(|e| {
+        ApiError::invalid(Some("response_format"), format!("the schema cannot be used: {e}"))
+    })?;
+    Ok(Pipeline::new().with(constraint).with(pipeline))
+}
+
+#[cfg(not(feature = "structured"))]
+fn constrained(
+    pipeline: Pipeline,
+    grammar: Option<&OutputGrammar>,
+    _: &Shared,
+) -> Result<Pipeline, ApiError> {
+    match grammar {
+        Some(never) => match *never {},
+        None => Ok(pipeline),
+    }
 }

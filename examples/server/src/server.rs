@@ -78,6 +78,9 @@ pub struct Shared {
     pub start_token: TokenId,
     /// Request counter, for ids.
     pub requests: AtomicU64,
+    /// The tokens' bytes, for output constraints (`response_format`).
+    #[cfg(feature = "structured")]
+    pub vocabulary: decoding::structured::TokenVocabulary,
 }
 
 /// A running server: its address, and a way to stop it.
@@ -154,6 +157,13 @@ impl Server {
         }
         let model = model.with_threads(config.threads.max(1));
         let tokenizer = Arc::new(tokenizer);
+        #[cfg(feature = "structured")]
+        let vocabulary = decoding::structured::TokenVocabulary::from_detokenizer(
+            &*tokenizer,
+            model.config().vocab_size,
+            &[start_token],
+        )
+        .map_err(std::io::Error::other)?;
         let engine_config = EngineConfig {
             slots: config.slots,
             queue: config.queue,
@@ -169,6 +179,8 @@ impl Server {
             limits: config.limits,
             start_token,
             requests: AtomicU64::new(0),
+            #[cfg(feature = "structured")]
+            vocabulary,
         });
         let app = routes::router(shared);
         let (tx, rx) = oneshot::channel::<()>();

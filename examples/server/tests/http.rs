@@ -380,12 +380,28 @@ async fn bad_requests_get_openai_errors() {
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "seed": -1}).to_string(), 400, Some("seed"), None),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "best_of": 3}).to_string(), 400, Some("best_of"), Some("unsupported")),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "echo": true, "logprobs": 1}).to_string(), 400, Some("echo"), Some("unsupported")),
-        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "json_object"}}).to_string(), 400, Some("response_format"), Some("unsupported")),
+        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}).to_string(), 400, Some("response_format.json_schema.schema"), None),
+        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "xml"}}).to_string(), 400, Some("response_format.type"), None),
+        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "grammar": "root ::= \"a\""}).to_string(), 400, Some("grammar"), Some("unsupported")),
         ("/v1/chat/completions", json!({"model": "gpt2"}).to_string(), 400, Some("messages"), None),
         ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "tool", "content": "x"}]}).to_string(), 400, Some("messages[0].role"), Some("unsupported")),
         ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "user", "content": "x"}], "logprobs": 2}).to_string(), 400, Some("logprobs"), None),
         ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 30, "logprobs": true}).to_string(), 400, Some("top_logprobs"), None),
     ];
+    // Without the structured-outputs feature, a constrained format is refused.
+    #[cfg(not(feature = "structured"))]
+    let cases = {
+        let mut cases = cases;
+        cases.push((
+            "/v1/completions",
+            json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "json_object"}})
+                .to_string(),
+            400,
+            Some("response_format"),
+            Some("unsupported"),
+        ));
+        cases
+    };
     for (path, body, status, param, code) in cases {
         let (got, out) = client.post_raw(path, body.clone()).await;
         assert_eq!(got, status, "{body}: {out}");
@@ -435,7 +451,9 @@ async fn streamed_tokens(client: &Client, seed: u64) -> (Vec<Value>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_concurrent_streams_each_get_their_lone_tokens() {
-    let server = start(config()).await;
+    // A short pause per step keeps the streams overlapping on a slow machine.
+    let server =
+        start(ServerConfig { step_delay: Some(Duration::from_millis(2)), ..config() }).await;
     let client = std::sync::Arc::new(Client::new(&server));
     let mut alone = Vec::new();
     for seed in 0..32 {
@@ -541,4 +559,55 @@ async fn a_full_queue_is_a_503() {
     first.abort();
     second.abort();
     server.shutdown().await.ok();
+}
+
+/// `response_format` with a JSON schema: every choice is valid JSON of that
+/// shape, streamed or not.
+#[cfg(feature = "structured")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_format_constrains_the_output_to_the_schema() {
+    let server = start(config()).await;
+    let client = Client::new(&server);
+    let schema = json!({
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 8}, "alive": {"type": "boolean"}},
+        "required": ["name", "alive"],
+        "additionalProperties": false
+    });
+    let body = json!({"model": "gpt2", "prompt": "A record:", "max_tokens": 60, "seed": 1,
+        "n": 3, "response_format": {"type": "json_schema",
+            "json_schema": {"name": "record", "schema": schema, "strict": true}}});
+    let (status, out) = client.post("/v1/completions", &body).await;
+    assert_eq!(status, 200, "{out}");
+    for i in 0..3 {
+        assert_eq!(out["choices"][i]["finish_reason"], "stop", "{out}");
+        let value: Value = serde_json::from_str(text(&out, i)).expect("valid JSON");
+        let object = value.as_object().expect("an object");
+        assert_eq!(object.len(), 2, "{value}");
+        assert!(object["name"].as_str().is_some_and(|s| s.chars().count() <= 8), "{value}");
+        assert!(object["alive"].is_boolean(), "{value}");
+    }
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let choices =
+        streamed_choices(&chunks(&client.stream("/v1/completions", &streamed).await), false);
+    for (i, (t, _)) in choices.iter().enumerate() {
+        assert_eq!(t, text(&out, i));
+    }
+    // Chat with a JSON object.
+    let (status, out) = client
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt2",
+        "messages": [{"role": "user", "content": "Answer in JSON"}], "max_tokens": 80,
+        "seed": 2, "response_format": {"type": "json_object"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    if out["choices"][0]["finish_reason"] == "stop" {
+        let content = out["choices"][0]["message"]["content"].as_str().unwrap();
+        let value: Value = serde_json::from_str(content).expect("valid JSON");
+        assert!(value.is_object(), "{value}");
+    }
+    server.shutdown().await.unwrap();
 }
