@@ -3,8 +3,10 @@
 //! in the same group: one pass for the maximum plus one pass of
 //! `Σ exp(x - max)` over the same row.
 //!
-//! Run with `cargo bench --bench processors`; the README quotes the medians
-//! as multiples of the floor.
+//! The floor is `benches/common/floor.rs`, the same as the peer
+//! comparison's. Run with `cargo bench --bench processors`, or one group:
+//! `cargo bench --bench processors -- 'shapes/'`; `docs/benchmarks.md`
+//! quotes the medians as multiples of the floor.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -23,16 +25,13 @@ use decoding::{
 
 #[path = "common/data.rs"]
 mod data;
+#[path = "common/floor.rs"]
+mod floor;
 
-use data::{history, logits};
+use data::{flat, history, logits, masked, sorted};
+use floor::floor;
 
 const VOCABS: [usize; 3] = [50_257, 128_256, 151_936];
-
-fn floor(row: &[f32]) -> f32 {
-    let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let s: f32 = row.iter().map(|&x| (x - m).exp()).sum();
-    s + m
-}
 
 fn bench_processor(
     c: &mut Criterion,
@@ -172,12 +171,49 @@ fn all(c: &mut Criterion) {
     }
 }
 
+/// Single stages on the row shapes that defeat easy paths, at V = 128256,
+/// next to the floor of the standard row: large k, rows in ascending order,
+/// a flat row, a high temperature, masked rows.
+fn shapes(c: &mut Criterion) {
+    let v = 128_256;
+    let standard = logits(v);
+    let ctx = Context::empty();
+    let group = "shapes";
+    {
+        let mut g = c.benchmark_group(group);
+        g.bench_function("floor", |b| b.iter(|| floor(black_box(&standard))));
+        g.finish();
+    }
+    let ascending = sorted(&standard, true);
+    let descending = sorted(&standard, false);
+    let hot: Vec<f32> = standard.iter().map(|x| x / 1.5).collect();
+    let flat = flat(v);
+    let m90 = masked(&standard, 0.9, f32::NEG_INFINITY);
+    let top_k = |k| TopK::new(k).unwrap();
+    let top_p = || TopP::new(0.9).unwrap();
+    let rows: Vec<(&str, &[f32], Box<dyn LogitsProcessor>)> = vec![
+        ("top_k 50", &standard, Box::new(top_k(50))),
+        ("top_k 1000", &standard, Box::new(top_k(1000))),
+        ("top_k 5000", &standard, Box::new(top_k(5000))),
+        ("top_k 50 (ascending row)", &ascending, Box::new(top_k(50))),
+        ("top_k 50 (descending row)", &descending, Box::new(top_k(50))),
+        ("top_k 5000 (ascending row)", &ascending, Box::new(top_k(5000))),
+        ("top_p 0.9 (row / 1.5)", &hot, Box::new(top_p())),
+        ("top_p 0.9 (flat row)", &flat, Box::new(top_p())),
+        ("top_p 0.9 (90% at -inf)", &m90, Box::new(top_p())),
+        ("temperature 0.25 (90% at -inf)", &m90, Box::new(Temperature::new(0.25).unwrap())),
+    ];
+    for (name, row, mut p) in rows {
+        bench_processor(c, group, row, &ctx, name, p.as_mut());
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = all
+    targets = all, shapes
 }
 criterion_main!(benches);

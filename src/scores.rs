@@ -364,11 +364,7 @@ impl<'a> Scores<'a> {
     /// The maximum live score (`-inf` when none is finite).
     pub fn max(&self) -> f32 {
         if self.truncated {
-            let mut m = f32::NEG_INFINITY;
-            for &id in self.live.iter() {
-                m = m.max(self.values[id as usize]);
-            }
-            m
+            crate::math::max_ids(self.values, self.live).0
         } else {
             crate::math::max(self.values)
         }
@@ -389,13 +385,7 @@ impl<'a> Scores<'a> {
         if self.values.is_empty() {
             return Err(Error::EmptyRow);
         }
-        let mut m = f32::NEG_INFINITY;
-        let mut flagged = false;
-        for &id in self.live.iter() {
-            let x = self.values[id as usize];
-            flagged |= !(x <= f32::MAX);
-            m = if x > m { x } else { m };
-        }
+        let (m, flagged) = crate::math::max_ids(self.values, self.live);
         if flagged {
             self.check_finite()?;
         }

@@ -46,3 +46,32 @@ pub fn history(v: usize, n: usize) -> Vec<u32> {
     let mut g = SplitMix(7);
     (0..n).map(|_| (g.next() % v as u64) as u32).collect()
 }
+
+/// Flat logits: i.i.d. N(0, 1), so that top-p 0.9 keeps about 61% of the
+/// vocabulary (seeded by `v`).
+pub fn flat(v: usize) -> Vec<f32> {
+    let mut g = SplitMix(v as u64 ^ 0xF1A7);
+    (0..v)
+        .map(|_| {
+            let (a, b) = (g.unit(), g.unit());
+            ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
+        })
+        .collect()
+}
+
+/// `row` with a pseudo-random `fraction` of its entries set to `mask`
+/// (`-inf` for a grammar mask or a padded vocabulary, or a finite value
+/// such as `-60`); the maximum is never masked.
+pub fn masked(row: &[f32], fraction: f64, mask: f32) -> Vec<f32> {
+    let mut g = SplitMix(0x3A5C ^ (fraction * 1000.0) as u64);
+    let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter().map(|&x| if x < top && g.unit() < fraction { mask } else { x }).collect()
+}
+
+/// `row` sorted ascending (`true`) or descending: the orders that defeat a
+/// running threshold, or make it trivial.
+pub fn sorted(row: &[f32], ascending: bool) -> Vec<f32> {
+    let mut out = row.to_vec();
+    out.sort_by(|a, b| if ascending { a.total_cmp(b) } else { b.total_cmp(a) });
+    out
+}

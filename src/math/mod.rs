@@ -19,9 +19,13 @@ pub(crate) mod testing;
 
 pub(crate) use exp::exp;
 pub(crate) use rank::{Entry, first_stop, rank_desc, rank_ids_desc, sort_ranked};
-pub(crate) use reduce::{argmax, check_row, max, max_abs_finite, max_checked, position_of};
+pub(crate) use reduce::{
+    argmax, check_row, max, max_abs_finite, max_checked, max_ids, position_of,
+};
 pub(crate) use select::{gather_between, top_candidates, top_n};
-pub(crate) use softmax::{ProbFloor, Softmax, normalizer, softmax_entropy, sum_exp, sum_exp_ids};
+pub(crate) use softmax::{
+    EXP_LANES, ProbFloor, Softmax, exp_lanes, normalizer, softmax_entropy, sum_exp, sum_exp_ids,
+};
 
 /// Lanes of the maxima and of the selection scans.
 const LANES: usize = 16;

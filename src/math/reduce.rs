@@ -1,7 +1,7 @@
 //! Reductions over a row: maxima, the argmax, the row check.
 
 use super::LANES;
-use crate::Error;
+use crate::{Error, TokenId};
 
 /// Maximum of a row, `-inf` for an empty row. NaN entries are ignored
 /// (rows are validated before this is called).
@@ -20,6 +20,34 @@ pub(crate) fn max(row: &[f32]) -> f32 {
         }
     }
     m
+}
+
+/// The maximum of the listed entries of a row (`-inf` for none), and
+/// whether any of them is NaN or `+inf` (NaN entries are otherwise
+/// ignored). Eight independent lanes, so that the pass is not bound by the
+/// latency of one chain of comparisons.
+pub(crate) fn max_ids(row: &[f32], ids: &[TokenId]) -> (f32, bool) {
+    const IDS_LANES: usize = 8;
+    let mut acc = [f32::NEG_INFINITY; IDS_LANES];
+    let mut bad = [false; IDS_LANES];
+    let mut chunks = ids.chunks_exact(IDS_LANES);
+    for chunk in &mut chunks {
+        for ((a, b), &id) in acc.iter_mut().zip(bad.iter_mut()).zip(chunk) {
+            let x = row[id as usize];
+            // `!(x <= MAX)` holds for NaN and +inf only.
+            *b |= !(x <= f32::MAX);
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    let mut flagged = bad.iter().any(|&b| b);
+    for &x in acc.iter().chain(chunks.remainder().iter().map(|&id| &row[id as usize])) {
+        flagged |= !(x <= f32::MAX);
+        if x > m {
+            m = x;
+        }
+    }
+    (m, flagged)
 }
 
 /// The maximum of a row after checking it: one pass computes the maximum
@@ -196,6 +224,22 @@ mod tests {
         assert_eq!(argmax(&[]), None);
         assert_eq!(position_of(&[1.0, 2.0, 2.0], 2.0), Some(1));
         assert_eq!(position_of(&[1.0, 2.0], 3.0), None);
+    }
+
+    #[test]
+    fn max_ids_reads_the_listed_entries_only() {
+        let row: Vec<f32> = (0..100).map(|i| (i * 37 % 101) as f32).collect();
+        for n in [0usize, 1, 7, 8, 9, 50] {
+            let ids: Vec<TokenId> = (0..n as TokenId).map(|i| i * 2).collect();
+            let want = ids.iter().map(|&i| row[i as usize]).fold(NEG, f32::max);
+            assert_eq!(max_ids(&row, &ids), (want, false), "n = {n}");
+        }
+        let mut row = row;
+        row[20] = f32::NAN;
+        assert!(max_ids(&row, &[1, 20, 3]).1);
+        assert!(!max_ids(&row, &[1, 3]).1);
+        row[21] = f32::INFINITY;
+        assert_eq!(max_ids(&row, &[0, 2, 4, 6, 8, 10, 12, 14, 21]), (f32::INFINITY, true));
     }
 
     #[test]

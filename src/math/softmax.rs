@@ -4,7 +4,7 @@ use super::exp;
 use crate::{Scores, TokenId};
 
 /// Lanes of the exponential sums.
-const EXP_LANES: usize = 8;
+pub(crate) const EXP_LANES: usize = 8;
 
 /// `Σ exp(x - m)` over a row ([`exp`] in f32, every term added in f64).
 ///
@@ -36,8 +36,44 @@ pub(crate) fn sum_exp(row: &[f32], m: f32) -> f64 {
 }
 
 /// `Σ exp(x_id - m)` over the listed ids, in list order, accumulated in f64.
+///
+/// The scores of 8 ids at a time are gathered into an array and their
+/// exponentials computed there, which vectorizes; the terms are then added
+/// one by one in list order, so the sum is that of the plain loop, bit for
+/// bit.
 pub(crate) fn sum_exp_ids(row: &[f32], ids: &[TokenId], m: f32) -> f64 {
-    ids.iter().map(|&id| f64::from(exp(row[id as usize] - m))).sum()
+    let mut total = 0.0f64;
+    let mut chunks = ids.chunks_exact(EXP_LANES);
+    for chunk in &mut chunks {
+        for w in exp_gathered(row, chunk, m) {
+            total += f64::from(w);
+        }
+    }
+    for &id in chunks.remainder() {
+        total += f64::from(exp(row[id as usize] - m));
+    }
+    total
+}
+
+/// `exp(x_id - m)` for 8 ids: the scores are gathered first, so that the
+/// exponentials vectorize.
+#[inline]
+pub(crate) fn exp_gathered(row: &[f32], ids: &[TokenId], m: f32) -> [f32; EXP_LANES] {
+    let mut x = [f32::NEG_INFINITY; EXP_LANES];
+    for (x, &id) in x.iter_mut().zip(ids) {
+        *x = row[id as usize];
+    }
+    exp_lanes(x, m)
+}
+
+/// `exp(x - m)` for 8 scores at once.
+#[inline]
+pub(crate) fn exp_lanes(x: [f32; EXP_LANES], m: f32) -> [f32; EXP_LANES] {
+    let mut w = [0.0f32; EXP_LANES];
+    for (w, &x) in w.iter_mut().zip(&x) {
+        *w = exp(x - m);
+    }
+    w
 }
 
 /// The softmax normalizer of the live scores: `(max, Σ exp(x - max))`.

@@ -17,7 +17,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use decoding::processors::{Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
 use decoding::{Context, Pipeline, Sampler, rng_from_seed};
-use decoding_peers::{CASES, TEMPERATURE, TOP_K, TOP_P, VOCABS, floor, logits};
+use decoding_peers::{
+    CASES, Chain, SHAPES, TEMPERATURE, TOP_K, TOP_P, VOCABS, floor, logits, shape_row,
+};
 use llm_samplers::prelude::{
     Logits, SampleGreedy, SampleRandDistrib, SampleTemperature, SampleTopK, SampleTopP,
     Sampler as _, SamplerChain, SimpleSamplerResources,
@@ -89,6 +91,10 @@ fn peers(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("V={v}"));
         g.bench_function("floor", |b| b.iter(|| floor(black_box(&row))));
         for (case, _, _) in CASES {
+            // The floor right before each case: every ratio divides by the
+            // floor measured next to it, so that a change of the machine's
+            // load during the run moves both sides of the ratio.
+            g.bench_function(format!("{case}/floor"), |b| b.iter(|| floor(black_box(&row))));
             let ctx = Context::empty();
             let (mut pipeline, mut sampler) = ours(case);
             let mut rng = rng_from_seed(1);
@@ -133,12 +139,65 @@ fn peers(c: &mut Criterion) {
     }
 }
 
+/// The `decoding` pipeline of a row shape: the temperature, then the chain.
+fn ours_shape(temperature: f32, chain: Chain) -> Pipeline {
+    let mut p = Pipeline::new();
+    if temperature != 1.0 {
+        p = p.with(Temperature::new(temperature).unwrap());
+    }
+    match chain {
+        Chain::Sample => p,
+        Chain::TopK(k) => p.with(TopK::new(k).unwrap()),
+        Chain::TopP(q) => p.with(TopP::new(q).unwrap()),
+    }
+}
+
+/// candle's sampling mode of a row shape.
+fn candle_shape(temperature: f32, chain: Chain) -> Sampling {
+    let temperature = f64::from(temperature);
+    match chain {
+        Chain::Sample => Sampling::All { temperature },
+        Chain::TopK(k) => Sampling::TopK { k, temperature },
+        Chain::TopP(p) => Sampling::TopP { p: f64::from(p), temperature },
+    }
+}
+
+/// The row shapes against candle, each next to the floor of the standard
+/// row of its vocabulary size, measured right before it.
+fn shapes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("shapes");
+    for (id, _, v, temperature, chain, _) in SHAPES {
+        let standard = logits(v);
+        let row = shape_row(id, v);
+        g.bench_function(format!("{id}/floor"), |b| b.iter(|| floor(black_box(&standard))));
+        let ctx = Context::empty();
+        let mut pipeline = ours_shape(temperature, chain);
+        let mut sampler = Categorical::new();
+        let mut rng = rng_from_seed(1);
+        let mut buf = vec![0.0f32; v];
+        g.bench_function(format!("{id}/decoding"), |b| {
+            b.iter(|| {
+                buf.copy_from_slice(black_box(&row));
+                pipeline.sample_token(&ctx, &mut buf, &mut sampler, &mut rng).unwrap()
+            })
+        });
+        let mut processor = CandleSampler::from_sampling(1, candle_shape(temperature, chain));
+        g.bench_function(format!("{id}/candle"), |b| {
+            b.iter(|| {
+                let t = Tensor::from_slice(black_box(&row[..]), v, &Device::Cpu).unwrap();
+                processor.sample(&t).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30);
-    targets = peers
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = peers, shapes
 }
 criterion_main!(benches);

@@ -35,32 +35,58 @@ pub const PEERS: [&str; 3] = ["decoding", "candle", "llm-samplers"];
 #[path = "../../common/data.rs"]
 mod data;
 
+#[path = "../../common/floor.rs"]
+mod floor;
+
 /// The logits of one vocabulary size (seeded by `v`).
 pub use data::logits;
+pub use floor::floor;
 
-/// The floor `F`: one pass for the maximum and one pass of `Σ exp(x - max)`
-/// with the standard library's (libm's) `f32::exp`: the least a sampler
-/// that normalizes the whole row with libm pays. Both passes run over 16
-/// independent lanes, so that neither is bound by the latency of a single
-/// chain of `max` or `+` (the maximum vectorizes; `exp` stays a libm call
-/// per entry).
-pub fn floor(row: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(chunk) {
-            *a = if x > *a { x } else { *a };
-        }
+/// The stages after the temperature in a row shape's chain.
+#[derive(Debug, Clone, Copy)]
+pub enum Chain {
+    /// Straight to the sampler.
+    Sample,
+    /// Top-k, then the sampler.
+    TopK(usize),
+    /// Top-p, then the sampler.
+    TopP(f32),
+}
+
+/// A row shape that a real engine produces every step: (id, description,
+/// vocabulary size, temperature, chain, target as a multiple of the floor).
+pub type Shape = (&'static str, &'static str, usize, f32, Chain, f64);
+
+/// The row shapes, beside the standard cases: masked rows, low and high
+/// temperatures, a flat row, large k, rows in ascending and descending order.
+pub const SHAPES: [Shape; 14] = [
+    ("m50", "50% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
+    ("m90", "90% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
+    ("m99", "99% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
+    ("m90f", "90% at -60 (finite mask), T → sample", 128_256, 0.8, Chain::Sample, 0.8),
+    ("m90p", "90% at -inf, T → top-p 0.9 → sample", 128_256, 0.8, Chain::TopP(0.9), 1.0),
+    ("t025", "T 0.25 → sample", 128_256, 0.25, Chain::Sample, 0.8),
+    ("t025v", "T 0.25 → sample, V = 256000", 256_000, 0.25, Chain::Sample, 0.8),
+    ("t15p", "T 1.5 → top-p 0.9 → sample", 128_256, 1.5, Chain::TopP(0.9), 1.5),
+    ("flatp", "flat row N(0, 1), top-p 0.9 → sample", 128_256, 1.0, Chain::TopP(0.9), 2.0),
+    ("k1000", "T → top-k 1000 → sample", 128_256, 0.8, Chain::TopK(1000), 0.5),
+    ("k5000", "T → top-k 5000 → sample", 128_256, 0.8, Chain::TopK(5000), 0.8),
+    ("asc", "row sorted ascending, T → top-k 50 → sample", 128_256, 0.8, Chain::TopK(50), 0.5),
+    ("desc", "row sorted descending, T → top-k 50 → sample", 128_256, 0.8, Chain::TopK(50), 0.5),
+    ("ascp", "row sorted ascending, T → top-p 0.9 → sample", 128_256, 0.8, Chain::TopP(0.9), 1.5),
+];
+
+/// The logits of a row shape.
+pub fn shape_row(id: &str, v: usize) -> Vec<f32> {
+    let standard = logits(v);
+    match id {
+        "m50" => data::masked(&standard, 0.5, f32::NEG_INFINITY),
+        "m90" | "m90p" => data::masked(&standard, 0.9, f32::NEG_INFINITY),
+        "m99" => data::masked(&standard, 0.99, f32::NEG_INFINITY),
+        "m90f" => data::masked(&standard, 0.9, -60.0),
+        "flatp" => data::flat(v),
+        "asc" | "ascp" => data::sorted(&standard, true),
+        "desc" => data::sorted(&standard, false),
+        _ => standard,
     }
-    let m = acc.iter().chain(chunks.remainder()).fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut sums = [0.0f32; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for (s, &x) in sums.iter_mut().zip(chunk) {
-            *s += (x - m).exp();
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|&x| (x - m).exp()).sum();
-    sums.iter().sum::<f32>() + tail + m
 }

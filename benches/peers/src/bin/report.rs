@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use decoding_peers::{CASES, PEERS, VOCABS};
+use decoding_peers::{CASES, PEERS, SHAPES, VOCABS};
 use serde_json::Value;
 
 /// Median in µs of every benchmark, by its full id (`V=50257/a/decoding`).
@@ -47,10 +47,10 @@ fn main() {
         None => "n/a".to_string(),
     };
     let mut missed = Vec::new();
-    // The floor is measured at the start and at the end of each group; the
-    // lower of the two is F (the ratios are then never flattered by a slow
-    // floor measurement).
-    let floor = |v: usize| {
+    // Each case's floor is measured right before it, and its ratios divide
+    // by that one; the group's floors at its start and end are the fallback
+    // (the lower of the two, never flattering the ratios).
+    let group_floor = |v: usize| {
         let a = m.get(&format!("V={v}/floor")).copied();
         let b = m.get(&format!("V={v}/floor (end)")).copied();
         match (a, b) {
@@ -58,9 +58,11 @@ fn main() {
             (a, b) => a.or(b),
         }
     };
+    let floor =
+        |v: usize, case: &str| m.get(&format!("V={v}/{case}/floor")).copied().or(group_floor(v));
     for (case, name, target) in CASES {
         for v in VOCABS {
-            let Some(f) = floor(v) else { continue };
+            let Some(f) = floor(v, case) else { continue };
             let get = |peer: &str| m.get(&format!("V={v}/{case}/{peer}")).copied();
             let ours = get(PEERS[0]);
             let mut row = format!("| {case} {name} | {v} | {f:.1} |");
@@ -78,12 +80,35 @@ fn main() {
         }
     }
     for v in VOCABS {
-        if let (Some(f), Some(&g)) = (floor(v), m.get(&format!("V={v}/a+logprob/decoding"))) {
+        if let (Some(f), Some(&g)) = (floor(v, "a"), m.get(&format!("V={v}/a+logprob/decoding"))) {
             println!(
                 "\ngreedy with its log-probability (`Pipeline::sample`), V={v}: {g:.1} µs ({:.2} F)",
                 g / f
             );
         }
+    }
+    let shapes: Vec<_> =
+        SHAPES.iter().filter(|s| m.contains_key(&format!("shapes/{}/decoding", s.0))).collect();
+    if !shapes.is_empty() {
+        println!(
+            "\n| row shape | V | floor F (µs) | decoding | candle-transformers 0.11 | target |"
+        );
+        println!("|---|---|---|---|---|---|");
+    }
+    for (id, name, v, _, _, target) in shapes {
+        let get = |what: &str| m.get(&format!("shapes/{id}/{what}")).copied();
+        let Some(f) = get("floor") else { continue };
+        let (ours, candle) = (get("decoding"), get("candle"));
+        let met = ours.is_some_and(|o| o / f <= *target && candle.is_none_or(|c| o < c));
+        if !met {
+            missed.push(format!("shape {id}"));
+        }
+        println!(
+            "| {name} | {v} | {f:.1} | {} | {} | ≤ {target} F {} |",
+            cell(ours, f),
+            cell(candle, f),
+            if met { "✓" } else { "✗" }
+        );
     }
     if !missed.is_empty() {
         println!("\nmissed (slower than the target or than a peer): {}", missed.join(", "));
