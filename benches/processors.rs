@@ -206,6 +206,38 @@ fn shapes(c: &mut Criterion) {
     for (name, row, mut p) in rows {
         bench_processor(c, group, row, &ctx, name, p.as_mut());
     }
+    let m90f = masked(&standard, 0.9, -60.0);
+    let t = |t| Temperature::new(t).unwrap();
+    let sample = || Box::new(Categorical::new());
+    let chains: Vec<(&str, &[f32], Pipeline)> = vec![
+        ("90% at -inf: T 0.8 -> sample", &m90, Pipeline::new().with(t(0.8))),
+        ("90% at -60: T 0.8 -> sample", &m90f, Pipeline::new().with(t(0.8))),
+        (
+            "90% at -inf: T 0.8 -> top_p 0.9 -> sample",
+            &m90,
+            Pipeline::new().with(t(0.8)).with(top_p()),
+        ),
+        ("T 0.25 -> sample", &standard, Pipeline::new().with(t(0.25))),
+        ("T 1.5 -> top_p 0.9 -> sample", &standard, Pipeline::new().with(t(1.5)).with(top_p())),
+        ("flat: top_p 0.9 -> sample", &flat, Pipeline::new().with(top_p())),
+        (
+            "T 0.8 -> top_k 1000 -> sample",
+            &standard,
+            Pipeline::new().with(t(0.8)).with(top_k(1000)),
+        ),
+        (
+            "ascending: T 0.8 -> top_k 50 -> sample",
+            &ascending,
+            Pipeline::new().with(t(0.8)).with(top_k(50)),
+        ),
+    ];
+    for (name, row, mut pipeline) in chains {
+        bench_chain(c, group, row, &ctx, name, &mut pipeline, sample().as_mut());
+    }
+    // The floor again at the end: how far the machine's load moved it.
+    let mut g = c.benchmark_group(group);
+    g.bench_function("floor (end)", |b| b.iter(|| floor(black_box(&standard))));
+    g.finish();
 }
 
 criterion_group! {
