@@ -470,12 +470,13 @@ fn run(stages: &mut [&mut dyn LogitsProcessor], row: &[f32]) -> (Vec<f32>, Resul
     }
     let mut order_ok = Ok(());
     if scores.is_sorted() {
-        let values = scores.values();
-        let ids = scores.live_ids().unwrap();
-        for pair in ids.windows(2) {
-            let (a, b) = (values[pair[0] as usize], values[pair[1] as usize]);
-            if a < b || (a == b && pair[0] < pair[1]) {
-                order_ok = Err(format!("sorted live set out of order at {pair:?} ({a}, {b})"));
+        // The live (id, score) pairs, in live-set order.
+        let mut pairs = Vec::new();
+        scores.for_each_live(|id, x| pairs.push((id, x)));
+        for pair in pairs.windows(2) {
+            let ((i, a), (j, b)) = (pair[0], pair[1]);
+            if a < b || (a == b && i < j) {
+                order_ok = Err(format!("sorted live set out of order at [{i}, {j}] ({a}, {b})"));
                 break;
             }
         }
