@@ -71,6 +71,7 @@
 //! | `speculative_acceptance` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
 //! | [`config`] | pipelines built from `generation_config.json` (exactly as transformers builds them), OpenAI-style requests, llama.cpp chains |
 //! | `rng` | [`rng_from_seed`], the portable seeded generator |
+//! | `structured` (feature `structured`) | structured outputs: JSON Schema, regex, grammar and choice constraints through llguidance (`docs/structured-outputs.md`) |
 //! | `math` | the shared kernels, one file per concern: `reduce` (maxima, the argmax, the row check), `exp`, `softmax`, `rank` (the rank order of live tokens), `select` (top-n and candidate gathering) |
 //!
 //! Beyond the API docs: `docs/generation.md` (the loop, beam search and
