@@ -16,6 +16,16 @@
 //! - [`strategies`]: beam search and speculative decoding (greedy and
 //!   sampled verification) on the same kind of model, options and
 //!   processors, with arbitrary beam settings and draft lengths.
+//! - [`sizes`]: the same cases with huge sizes (`usize::MAX`, just past
+//!   the bounds the crate documents, `2^40`, ...) for every size a user
+//!   passes: lengths, beams, returned sequences, drafted tokens, top
+//!   log-probabilities, the tokenizer's vocabulary, processor windows.
+//!
+//! The generator and strategies targets run every case twice, once with
+//! [`Poison`] after each stage: it fills the slots outside the live set
+//! with junk, which by the invariant of `Scores` changes nothing, so both
+//! runs must agree exactly. A consumer that reads a stale slot instead of
+//! the processed row (beam search once did) breaks the agreement.
 //!
 //! A violated guarantee is a panic with a message saying which.
 
@@ -327,6 +337,53 @@ pub fn build_pipeline(specs: &[StageSpec]) -> Pipeline {
         }
     }
     p
+}
+
+/// [`build_pipeline`] with a [`Poison`] after every stage.
+pub fn build_poisoned_pipeline(specs: &[StageSpec]) -> Pipeline {
+    let mut p = Pipeline::new();
+    for s in specs {
+        if let Some(stage) = s.build() {
+            p.push_boxed(stage);
+            p.push(Poison);
+        }
+    }
+    p
+}
+
+/// Fills every slot outside the live set with junk (`f32::MAX`, NaN,
+/// `-f32::MAX`, `1e30` by turns), then restores the live set and its sorted
+/// mark. A token outside the live set has the processed score `-inf`
+/// whatever its slot holds, so this changes no processed score: a run with
+/// it must equal a run without it, and a consumer that reads stale slots
+/// (picking a poisoned token, or tripping on its NaN) does not.
+#[derive(Debug)]
+pub struct Poison;
+
+impl LogitsProcessor for Poison {
+    fn process(
+        &mut self,
+        _ctx: &Context<'_>,
+        scores: &mut decoding::Scores<'_>,
+    ) -> Result<(), Error> {
+        const JUNK: [f32; 4] = [f32::MAX, f32::NAN, -f32::MAX, 1e30];
+        let Some(ids) = scores.live_ids() else {
+            return Ok(());
+        };
+        let ids = ids.to_vec();
+        let sorted = scores.is_sorted();
+        let mut live = vec![false; scores.vocab_size()];
+        for &id in &ids {
+            live[id as usize] = true;
+        }
+        for (i, x) in scores.values_mut().iter_mut().enumerate() {
+            if !live[i] {
+                *x = JUNK[i % JUNK.len()];
+            }
+        }
+        scores.set_live(ids, sorted);
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------ random sources
@@ -721,6 +778,17 @@ impl GenCase {
             if self.greedy { Box::new(Greedy::new()) } else { Box::new(Categorical::new()) };
         Generator::new(build_pipeline(&self.stages), sampler, options)
     }
+
+    /// [`GenCase::generator`] with a [`Poison`] after every stage: it must
+    /// give exactly what the plain one gives.
+    fn poisoned_generator(
+        &self,
+        options: GenerateOptions,
+    ) -> Generator<Pipeline, Box<dyn Sampler + Send>> {
+        let sampler: Box<dyn Sampler + Send> =
+            if self.greedy { Box::new(Greedy::new()) } else { Box::new(Categorical::new()) };
+        Generator::new(build_poisoned_pipeline(&self.stages), sampler, options)
+    }
 }
 
 type GenResult = Result<Generation, GenerateError<ModelFailed>>;
@@ -755,7 +823,8 @@ pub fn generator(data: &[u8]) {
 
     // The stream yields the same tokens, text and outcome.
     let mut model2 = case.model.clone();
-    let mut g2 = case.generator(options.clone());
+    // The stream runs the poisoned pipeline: it must agree all the same.
+    let mut g2 = case.poisoned_generator(options.clone());
     let stream = if with_text {
         g2.stream_text(&mut model2, pieces, &case.prompt)
     } else {
@@ -1140,6 +1209,10 @@ fn beam(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
     let mut generator = case.generator(options.clone());
     let mut models = vec![case.model.clone(); nb];
     let result = generator.beam_search(&mut models, &case.prompt, &search);
+    let mut poisoned = case.poisoned_generator(options.clone());
+    let mut models = vec![case.model.clone(); nb];
+    let again = poisoned.beam_search(&mut models, &case.prompt, &search);
+    assert_eq!(format!("{again:?}"), format!("{result:?}"), "stale slots changed a beam search");
     let v0 = case.model.vocab_at(0);
     let n = options.vocab_size().unwrap_or(v0).min(v0);
     let hypotheses = match result {
@@ -1218,20 +1291,35 @@ fn speculative(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
     let verification =
         if b.bool() { decoding::Verification::Greedy } else { decoding::Verification::Sampled };
     let spec = decoding::SpeculativeOptions::new(k, verification).expect("k >= 1 is valid");
-    let mut target = case.model.clone();
+    let target = case.model.clone();
     let mut draft = case.model.clone();
     // A draft that differs: its script shifted by one call.
     if !draft.actions.is_empty() {
         draft.actions.rotate_left(1);
     }
-    let mut generator = case.generator(options.clone());
-    let result = if options.stop_strings().is_empty() {
-        generator.generate_speculative(&mut target, &mut draft, &case.prompt, &spec)
-    } else {
+    let run = |mut generator: Generator<Pipeline, Box<dyn Sampler + Send>>| {
+        let (mut target, mut draft) = (target.clone(), draft.clone());
         let pieces = &case.pieces;
-        generator.generate_speculative_text(&mut target, &mut draft, pieces, &case.prompt, &spec)
+        let result = if options.stop_strings().is_empty() {
+            generator.generate_speculative(&mut target, &mut draft, &case.prompt, &spec)
+        } else {
+            generator.generate_speculative_text(
+                &mut target,
+                &mut draft,
+                pieces,
+                &case.prompt,
+                &spec,
+            )
+        };
+        (result, generator.speculative_stats())
     };
-    let stats = generator.speculative_stats();
+    let (result, stats) = run(case.generator(options.clone()));
+    let again = run(case.poisoned_generator(options.clone()));
+    assert_eq!(
+        format!("{again:?}"),
+        format!("{:?}", (&result, stats)),
+        "stale slots changed a speculative run"
+    );
     match result {
         Ok(out) => {
             let v0 = case.model.vocab_at(0);
@@ -1263,5 +1351,224 @@ fn speculative(case: &GenCase, options: &GenerateOptions, b: &mut Bytes<'_>) {
             | GenerateError::UnknownToken { .. } => {}
             other => panic!("speculative decoding failed with {other}"),
         },
+    }
+}
+
+// ------------------------------------------------------------ sizes
+
+/// A size a user may pass: mostly huge (`usize::MAX` and its neighbours,
+/// just past the bounds the crate documents, sizes whose products with a
+/// vocabulary overflow), sometimes small.
+fn size(b: &mut Bytes<'_>) -> usize {
+    const HUGE: [usize; 10] = [
+        usize::MAX,
+        usize::MAX - 1,
+        usize::MAX / 2 + 1,
+        isize::MAX as usize,
+        u32::MAX as usize,
+        u32::MAX as usize + 1,
+        1 << 40,
+        decoding::BeamSearch::MAX_BEAMS,
+        decoding::BeamSearch::MAX_BEAMS + 1,
+        1 << 20,
+    ];
+    match b.u8() % 4 {
+        0 => b.below(6),
+        _ => HUGE[b.below(HUGE.len())],
+    }
+}
+
+/// A model that holds any number of sequences: every sequence plays the
+/// [`FuzzModel`]'s script in step (one action per call of the batch), so a
+/// search of thousands of beams costs one row per beam and step.
+#[derive(Debug)]
+struct Unbounded {
+    model: FuzzModel,
+}
+
+impl decoding::BatchLanguageModel for Unbounded {
+    type Error = ModelFailed;
+    fn vocab_size(&self) -> usize {
+        LanguageModel::vocab_size(&self.model)
+    }
+    fn max_sequences(&self) -> usize {
+        usize::MAX
+    }
+    fn forward_batch(
+        &mut self,
+        input: &decoding::BatchInput<'_>,
+        logits: &mut [f32],
+    ) -> Result<(), ModelFailed> {
+        let v = LanguageModel::vocab_size(&self.model);
+        let tokens: Vec<TokenId> = input.iter().flat_map(|e| e.tokens.iter().copied()).collect();
+        let (first, rest) = logits.split_at_mut(v.min(logits.len()));
+        self.model.forward(&tokens, first)?;
+        for row in rest.chunks_mut(v.max(1)) {
+            row.copy_from_slice(&first[..row.len()]);
+        }
+        Ok(())
+    }
+    fn reset_sequence(&mut self, _sequence: usize) {}
+}
+
+impl decoding::BeamLanguageModel for Unbounded {
+    fn reorder(&mut self, _parents: &[usize]) -> Result<(), ModelFailed> {
+        Ok(())
+    }
+}
+
+/// Fuzz target (e): every size a user passes, huge. The generator case of
+/// [`generator`] gets huge lengths, a huge number of top log-probabilities
+/// and a huge tokenizer vocabulary; beam search huge numbers of beams and
+/// returned sequences (on a model of unbounded capacity); speculative
+/// decoding a huge number of drafted tokens; processors huge windows and
+/// `k`s. The model's script ends with a failure, so a run with a huge
+/// length limit ends. Whatever a constructor accepts must run to a result
+/// or a typed error: no panic, no capacity overflow, no allocation sized by
+/// a request rather than by the work done.
+pub fn sizes(data: &[u8]) {
+    let mut case = GenCase::decode(data);
+    case.model.actions.push(Action::Fail);
+    let rev: Vec<u8> = data.iter().rev().copied().collect();
+    let mut b = Bytes::new(&rev);
+    let v = case.model.vocab;
+
+    let mut builder = case.builder.clone();
+    if b.bool() {
+        builder = builder.max_new_tokens(size(&mut b));
+    }
+    if b.bool() {
+        builder = builder.min_new_tokens(size(&mut b));
+    }
+    if b.bool() {
+        builder = builder.logprobs(LogprobMode::Both).top_logprobs(size(&mut b));
+    }
+    if b.u8() % 4 == 0 {
+        builder = builder.vocab_size(size(&mut b));
+    }
+    let options = match builder.build() {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                matches!(e, Error::InvalidParameter { .. } | Error::TokenOutOfRange { .. }),
+                "options failed with {e:?}"
+            );
+            return;
+        }
+    };
+    // Processors with huge sizes, after the case's own stages.
+    let mut extra: Vec<Box<dyn LogitsProcessor + Send>> = Vec::new();
+    for _ in 0..b.below(3) {
+        let n = size(&mut b);
+        let built: Result<Box<dyn LogitsProcessor + Send>, Error> = match b.u8() % 6 {
+            0 => TopK::new(n)
+                .and_then(|p| p.min_tokens_to_keep(size(&mut b)))
+                .map(|p| Box::new(p) as _),
+            1 => NoRepeatNGram::new(n).map(|p| Box::new(p) as _),
+            2 => MinNewTokens::new(n, [b.token(v)]).map(|p| Box::new(p) as _),
+            3 => decoding::processors::MinLength::new(n, [b.token(v)]).map(|p| Box::new(p) as _),
+            4 => decoding::processors::WindowedPenalties::new(n, 1.1, 0.5, 0.5)
+                .map(|p| Box::new(p) as _),
+            _ => TopP::new(0.9).and_then(|p| p.min_tokens_to_keep(n)).map(|p| Box::new(p) as _),
+        };
+        match built {
+            Ok(p) => extra.push(p),
+            Err(e) => assert!(matches!(e, Error::InvalidParameter { .. }), "{e:?}"),
+        }
+    }
+    let pipeline = |extra: &mut Vec<Box<dyn LogitsProcessor + Send>>| {
+        let mut p = build_pipeline(&case.stages);
+        p.extend(extra.drain(..));
+        p
+    };
+    let sampler = || -> Box<dyn Sampler + Send> {
+        if case.greedy { Box::new(Greedy::new()) } else { Box::new(Categorical::new()) }
+    };
+    let ok_or_typed = |what: &str, e: &GenerateError<ModelFailed>| match e {
+        GenerateError::EmptyPrompt
+        | GenerateError::MissingDetokenizer
+        | GenerateError::VocabMismatch { .. }
+        | GenerateError::LogitsLength { .. }
+        | GenerateError::Model { .. }
+        | GenerateError::Decoding { .. }
+        | GenerateError::UnknownToken { .. }
+        | GenerateError::DraftVocabMismatch { .. }
+        | GenerateError::DraftModel { .. }
+        | GenerateError::BatchTooLarge { .. }
+        | GenerateError::Unsupported { .. } => {}
+        other => panic!("{what} failed with {other}"),
+    };
+
+    // Plain generation.
+    let mut generator = Generator::new(pipeline(&mut extra), sampler(), options.clone());
+    let mut model = case.model.clone();
+    let result = if case.pieces.is_empty() || options.stop_strings().is_empty() {
+        generator.generate(&mut model, &case.prompt)
+    } else {
+        generator.generate_text(&mut model, &case.pieces, &case.prompt)
+    };
+    match &result {
+        Ok(out) => assert!(out.tokens.len() <= options.max_new_tokens()),
+        Err(e) => ok_or_typed("generate", e),
+    }
+
+    // Beam search: huge numbers of beams and returned sequences.
+    let nb = size(&mut b);
+    match decoding::BeamSearch::new(nb) {
+        Err(e) => {
+            assert!(nb == 0 || nb > decoding::BeamSearch::MAX_BEAMS, "{nb} beams refused: {e}");
+            assert!(matches!(e, Error::InvalidParameter { name: "num_beams", .. }));
+        }
+        Ok(mut search) => {
+            let nrs = size(&mut b);
+            match search.with_num_return_sequences(nrs) {
+                Ok(s) => search = s,
+                Err(e) => {
+                    assert!(nrs == 0 || nrs > nb, "{nrs} of {nb} refused");
+                    assert!(matches!(e, Error::InvalidParameter { .. }));
+                }
+            }
+            search = search.with_sampling(b.bool());
+            let mut generator =
+                Generator::new(build_pipeline(&case.stages), sampler(), options.clone());
+            let mut model = Unbounded { model: case.model.clone() };
+            match generator.beam_search(&mut model, &case.prompt, &search) {
+                Ok(h) => {
+                    assert!(!h.is_empty() && h.len() <= search.num_return_sequences());
+                    for h in &h {
+                        assert!(h.tokens.len() <= options.max_new_tokens());
+                    }
+                }
+                Err(e) => ok_or_typed("beam search", &e),
+            }
+        }
+    }
+
+    // Speculative decoding: a huge number of drafted tokens.
+    let k = size(&mut b);
+    let verification =
+        if b.bool() { decoding::Verification::Greedy } else { decoding::Verification::Sampled };
+    match decoding::SpeculativeOptions::new(k, verification) {
+        Err(e) => assert!(k == 0 && matches!(e, Error::InvalidParameter { .. }), "{e:?}"),
+        Ok(spec) => {
+            let mut generator =
+                Generator::new(build_pipeline(&case.stages), sampler(), options.clone());
+            let (mut target, mut draft) = (case.model.clone(), case.model.clone());
+            let result = if options.stop_strings().is_empty() {
+                generator.generate_speculative(&mut target, &mut draft, &case.prompt, &spec)
+            } else {
+                generator.generate_speculative_text(
+                    &mut target,
+                    &mut draft,
+                    &case.pieces,
+                    &case.prompt,
+                    &spec,
+                )
+            };
+            match &result {
+                Ok(out) => assert!(out.tokens.len() <= options.max_new_tokens()),
+                Err(e) => ok_or_typed("speculative decoding", e),
+            }
+        }
     }
 }

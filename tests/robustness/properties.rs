@@ -157,6 +157,19 @@ proptest! {
     }
 }
 
+proptest! {
+    // Fewer cases: each runs generation, beam search (up to 4096 beams) and
+    // speculative decoding; the fuzz target runs it at length.
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_size_a_user_passes_huge_never_panics(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        harness::sizes(&data);
+    }
+}
+
 #[cfg(feature = "serde")]
 proptest! {
     #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
