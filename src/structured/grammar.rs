@@ -19,10 +19,13 @@ use super::StructuredError;
 /// - **JSON Schema**: the large subset llguidance implements (`$ref` and
 ///   `$defs`/`definitions`, `enum`, `const`, `anyOf`, `allOf`, `pattern`,
 ///   `format`, `minLength`/`maxLength`, `minItems`/`maxItems`,
-///   `minimum`/`maximum`, `required`, `additionalProperties`, ...). The
-///   output is compact JSON with free whitespace; properties come in the
-///   schema's order. Keywords the engine does not implement are
-///   [`StructuredError::Unsupported`] (never silently ignored).
+///   `minimum`/`maximum`, `required`, `additionalProperties`, `oneOf` of
+///   disjoint schemas, ...). The output is compact JSON (no whitespace
+///   between tokens, so a model cannot fill it with blank lines; a schema
+///   with llguidance's `"x-guidance": {"whitespace_flexible": true}` allows
+///   free whitespace); properties come in the schema's order. Keywords the
+///   engine does not implement are [`StructuredError::Unsupported`] (never
+///   silently ignored).
 /// - **Regex**: Rust `regex` syntax, matched against the whole output
 ///   (anchored at both ends).
 /// - **Lark**: llguidance's Lark-like syntax (`start: ...` rules, string
@@ -119,7 +122,16 @@ impl Grammar {
     /// The engine's form of the grammar.
     pub(super) fn to_engine(&self) -> TopLevelGrammar {
         match &self.kind {
-            Kind::JsonSchema(schema) => TopLevelGrammar::from_json_schema(schema.clone()),
+            Kind::JsonSchema(schema) => {
+                let mut schema = schema.clone();
+                // Compact JSON unless the schema asks otherwise: with free
+                // whitespace a model can fill the output with blank lines.
+                if let Some(obj) = schema.as_object_mut() {
+                    obj.entry("x-guidance")
+                        .or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
+                }
+                TopLevelGrammar::from_json_schema(schema)
+            }
             Kind::Regex(pattern) => TopLevelGrammar::from_regex(pattern),
             Kind::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
             Kind::Choice(choices) => {

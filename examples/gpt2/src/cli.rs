@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
+use decoding::structured::{Constraint, Grammar, StructuredError, TokenVocabulary};
 use decoding::{
     BeamSearch, FinishReason, GenerateOptions, Generator, Pipeline, Sampler, SpeculativeOptions,
     SpeculativeStats, TokenId, Verification,
@@ -57,6 +58,10 @@ Options:
   --num-beams N             beam search with N beams (1: off; beam sampling with sampling flags);
                             prints every hypothesis and its score
   --length-penalty L        beam search: a hypothesis scores sum / length^L [default: 1]
+  --json-schema FILE        constrain the output to JSON valid against the schema in FILE
+  --regex PATTERN           constrain the output to match PATTERN (Rust regex syntax, whole output)
+  --grammar FILE            constrain the output to the Lark-like grammar in FILE (llguidance syntax)
+  --choice A,B,C            constrain the output to one of the comma-separated strings
   --json                    print one JSON object instead of streaming text
   --demo                    show the demonstration even with other options
   -h, --help                print this help
@@ -101,12 +106,49 @@ pub struct Args {
     pub num_beams: Option<usize>,
     /// `--length-penalty L`.
     pub length_penalty: Option<f32>,
+    /// `--json-schema FILE`.
+    pub json_schema: Option<PathBuf>,
+    /// `--regex PATTERN`.
+    pub regex: Option<String>,
+    /// `--grammar FILE`.
+    pub grammar: Option<PathBuf>,
+    /// `--choice A,B,C`.
+    pub choice: Option<String>,
     /// `--json`.
     pub json: bool,
     /// `--demo`.
     pub demo: bool,
     /// `-h` / `--help`.
     pub help: bool,
+}
+
+/// A constraint that cannot be built (an unreadable file, a malformed or
+/// unsupported schema, an invalid regex or grammar), in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConstraintError(pub String);
+
+impl From<StructuredError> for ConstraintError {
+    fn from(e: StructuredError) -> Self {
+        // The engine's messages may carry a multi-line state dump.
+        let text = e.to_string();
+        ConstraintError(text.lines().next().unwrap_or_default().trim_end().to_string())
+    }
+}
+
+/// The constraint stage for `grammar` over the tokenizer's vocabulary, the
+/// end-of-sequence id being `eos` (`<|endoftext|>` for GPT-2).
+///
+/// # Errors
+///
+/// [`ConstraintError`] with the one-line reason.
+pub fn constraint(
+    grammar: &Grammar,
+    tokenizer: &Tokenizer,
+    eos: TokenId,
+) -> Result<Constraint, ConstraintError> {
+    let vocab = TokenVocabulary::from_detokenizer(tokenizer, tokenizer.vocab_size(), &[eos])?;
+    Ok(vocab.constraint(grammar)?)
 }
 
 /// A command-line mistake, reported with the usage hint.
@@ -172,6 +214,10 @@ impl Args {
                 "--draft-tokens" => out.draft_tokens = Some(number(&flag, &value(&flag)?)?),
                 "--num-beams" => out.num_beams = Some(number(&flag, &value(&flag)?)?),
                 "--length-penalty" => out.length_penalty = Some(number(&flag, &value(&flag)?)?),
+                "--json-schema" => out.json_schema = Some(PathBuf::from(value(&flag)?)),
+                "--regex" => out.regex = Some(value(&flag)?),
+                "--grammar" => out.grammar = Some(PathBuf::from(value(&flag)?)),
+                "--choice" => out.choice = Some(value(&flag)?),
                 "--greedy" | "--ignore-eos" | "--json" | "--demo" | "-h" | "--help"
                     if inline.is_some() =>
                 {
@@ -206,10 +252,60 @@ impl Args {
         if out.length_penalty.is_some() && out.num_beams.is_none() {
             return Err(UsageError("--length-penalty needs --num-beams".into()));
         }
+        let constraints = usize::from(out.json_schema.is_some())
+            + usize::from(out.regex.is_some())
+            + usize::from(out.grammar.is_some())
+            + usize::from(out.choice.is_some());
+        if constraints > 1 {
+            return Err(UsageError(
+                "--json-schema, --regex, --grammar and --choice exclude each other".into(),
+            ));
+        }
+        if constraints == 1 && out.ignore_eos {
+            return Err(UsageError(
+                "--ignore-eos cannot be combined with a constraint (the grammar decides where \
+                 the output ends)"
+                    .into(),
+            ));
+        }
         if out.num_beams.is_some_and(|n| n > 1) && out.draft.is_some() {
             return Err(UsageError("--num-beams cannot be combined with --draft".into()));
         }
         Ok(out)
+    }
+
+    /// Whether a constraint flag (`--json-schema`, `--regex`, `--grammar`,
+    /// `--choice`) was given.
+    pub fn constrained(&self) -> bool {
+        self.json_schema.is_some()
+            || self.regex.is_some()
+            || self.grammar.is_some()
+            || self.choice.is_some()
+    }
+
+    /// The grammar of the constraint flag, if one was given.
+    ///
+    /// # Errors
+    ///
+    /// [`ConstraintError`] when a file cannot be read, a schema is not JSON
+    /// or a pattern is empty.
+    pub fn grammar(&self) -> Result<Option<Grammar>, ConstraintError> {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| ConstraintError(format!("{}: {e}", path.display())))
+        };
+        let grammar = if let Some(path) = &self.json_schema {
+            Grammar::json_schema_str(&read(path)?)
+        } else if let Some(pattern) = &self.regex {
+            Grammar::regex(pattern.as_str())
+        } else if let Some(path) = &self.grammar {
+            Ok(Grammar::lark(read(path)?))
+        } else if let Some(list) = &self.choice {
+            Grammar::choice(list.split(','))
+        } else {
+            return Ok(None);
+        };
+        grammar.map(Some).map_err(ConstraintError::from)
     }
 
     /// Whether a sampling flag was given.
@@ -232,7 +328,8 @@ impl Args {
                 || self.ignore_eos
                 || self.json
                 || self.draft.is_some()
-                || self.num_beams.is_some())
+                || self.num_beams.is_some()
+                || self.constrained())
     }
 
     /// The processors these flags describe, in Hugging Face's order
@@ -321,14 +418,16 @@ pub fn options(
         GenerateOptions::builder(args.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS))
             .seed(args.seed.unwrap_or(decoding::DEFAULT_SEED))
             .vocab_size(tokenizer.vocab_size());
-    let eos = model
-        .config()
-        .eos_token_id
-        .or_else(|| tokenizer.added_token_id(crate::tokenizer::END_OF_TEXT));
-    if let Some(eos) = eos.filter(|_| !args.ignore_eos) {
+    if let Some(eos) = eos_token(model, tokenizer).filter(|_| !args.ignore_eos) {
         builder = builder.eos_token(eos);
     }
     builder.build()
+}
+
+/// The end-of-sequence id: the model's `eos_token_id`, else the
+/// tokenizer's `<|endoftext|>`.
+pub fn eos_token(model: &Gpt2, tokenizer: &Tokenizer) -> Option<TokenId> {
+    model.config().eos_token_id.or_else(|| tokenizer.added_token_id(crate::tokenizer::END_OF_TEXT))
 }
 
 /// The draft model's directory for `--draft`: `bundled` names the bundled
@@ -392,6 +491,7 @@ pub fn finish_name(reason: FinishReason) -> &'static str {
         FinishReason::Eos { .. } => "eos",
         FinishReason::StopSequence { .. } => "stop_sequence",
         FinishReason::StopString { .. } => "stop_string",
+        FinishReason::Constraint => "constraint",
         _ => "other",
     }
 }
@@ -407,7 +507,14 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let prompt_text = args.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
     let prompt = tokenizer.encode(prompt_text)?;
     let options = options(args, &model, &tokenizer)?;
-    let (pipeline, sampler) = args.decoding()?;
+    let (mut pipeline, sampler) = args.decoding()?;
+    if let Some(grammar) = args.grammar()? {
+        let eos = eos_token(&model, &tokenizer)
+            .ok_or_else(|| ConstraintError("a constraint needs an end-of-sequence token".into()))?;
+        // The constraint first: the sampling processors then choose among
+        // the allowed tokens.
+        pipeline = Pipeline::new().with(constraint(&grammar, &tokenizer, eos)?).with(pipeline);
+    }
     let mut generator = Generator::new(pipeline, sampler, options);
 
     if let Some(search) = beam_search(args)? {
@@ -532,6 +639,14 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
             "weights_dtype": model.weights().dtype().name(),
             "threads": args.threads.unwrap_or(1),
         });
+        let mut json = json;
+        if args.constrained() {
+            // Only the end of the grammar (or an EOS it allowed) completes it.
+            json["grammar_complete"] = serde_json::Value::Bool(matches!(
+                out.finish_reason,
+                FinishReason::Constraint | FinishReason::Eos { .. }
+            ));
+        }
         println!("{json}");
         return Ok(());
     }

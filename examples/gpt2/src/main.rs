@@ -22,10 +22,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain: "the model failed at step 3: context overflow ...".
-            let mut message = e.to_string();
+            // One line: a grammar engine's message may carry a state dump.
+            let first = |text: String| text.lines().next().unwrap_or_default().to_string();
+            let mut message = first(e.to_string());
             let mut source = e.source();
             while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
+                message.push_str(&format!(": {}", first(s.to_string())));
                 source = s.source();
             }
             eprintln!("error: {message}");
