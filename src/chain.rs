@@ -53,4 +53,7 @@ impl<A: LogitsProcessor, B: LogitsProcessor> LogitsProcessor for Chain<A, B> {
     fn is_complete(&self) -> bool {
         self.first.is_complete() || self.second.is_complete()
     }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        Some(Box::new(Chain::new(self.first.clone_boxed()?, self.second.clone_boxed()?)))
+    }
 }

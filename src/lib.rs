@@ -101,6 +101,68 @@
 //! assert!(step.token == 318 || step.token == 373);
 //! # Ok::<(), decoding::Error>(())
 //! ```
+//!
+//! # Imports
+//!
+//! Import the items you use by name from the crate root, and the
+//! processors from [`processors`]:
+//!
+//! ```
+//! use decoding::processors::{Temperature, TopP};
+//! use decoding::sampler::Greedy;
+//! use decoding::{GenerateOptions, Generator, Pipeline};
+//!
+//! let pipeline = Pipeline::new().with(Temperature::new(0.7)?).with(TopP::new(0.9)?);
+//! let generator = Generator::new(pipeline, Greedy, GenerateOptions::new(16));
+//! assert_eq!(generator.options().max_new_tokens(), 16);
+//! # Ok::<(), decoding::Error>(())
+//! ```
+//!
+//! Two names meet names of crates often used next to this one:
+//!
+//! - **`Context`** (the token history a processor sees) and
+//!   `anyhow::Context` (a trait, needed only in scope for its
+//!   `.context(..)` method): import anyhow's anonymously,
+//!   `use anyhow::Context as _;`, and both work. The name stays: it is what
+//!   every processor receives, transformers and vLLM call the same thing
+//!   the input ids or the context, and the type may carry more than the
+//!   ids later (a "history" would not). Renaming it would break every
+//!   processor written against the crate for a clash one `as _` removes.
+//! - **`LogitsProcessor`** (this crate's trait) and candle's
+//!   `candle_transformers::generation::LogitsProcessor` (a sampler struct):
+//!   in a candle program that uses both, refer to candle's by path or
+//!   import it renamed (`use candle_transformers::generation::LogitsProcessor
+//!   as CandleSampler;`).
+//!
+//! # Randomness
+//!
+//! The RNG crate of the public API is re-exported as [`decoding::rand`](crate::rand):
+//! the API speaks **`rand` 0.10** (`&mut dyn rand::Rng` in
+//! [`Sampler::sample`], [`Pipeline::sample`], ...). Use `decoding::rand`
+//! rather than your own `rand` dependency, which may be another version
+//! (candle depends on `rand` 0.9, whose `Rng` is a different trait):
+//!
+//! ```
+//! use decoding::rand::Rng; // the trait of the version the API takes
+//!
+//! let mut rng = decoding::rng_from_seed(7);
+//! let _: u64 = rng.next_u64();
+//! ```
+//!
+//! A run's generator is [`DecodingRng`] (ChaCha8), seeded with the options'
+//! seed or, when none is given, with a fresh seed from the operating system
+//! ([`fresh_seed`]); the seed used is reported in [`Generation::seed`], so
+//! any run can be replayed, and a given seed gives the same tokens on every
+//! platform. The samplers draw with their own inverse CDF rather than
+//! `rand_distr`'s weighted distributions: **one uniform per token** (so a
+//! stream position maps to a step, and batching or a different vocabulary
+//! size does not shift the stream), over the live set only, scaled by the
+//! actual total so that **a masked or zero-probability token is never
+//! drawn**, with f64 block sums; and its arithmetic is the crate's own, so
+//! the tokens of a seed do not change with another crate's release
+//! (**portable streams**). `rand_distr::WeightedIndex` would build a table
+//! per step (an allocation and a pass over the whole vocabulary) and fix
+//! none of these.
 
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -128,20 +190,24 @@ pub mod sampler;
 #[cfg(feature = "structured")]
 pub mod structured;
 
+/// The `rand` crate (0.10) whose traits the API takes (`&mut dyn
+/// rand::Rng`): use this path, not a `rand` dependency of another version.
+pub use rand;
+
 pub use self::chain::Chain;
 pub use self::context::Context;
 pub use self::error::{Error, Result};
 pub use self::generator::{
     BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BeamHypothesis,
-    BeamLanguageModel, BeamSearch, DEFAULT_SEED, Detokenizer, EarlyStopping, FinishReason,
-    GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode,
-    Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
+    BeamLanguageModel, BeamSearch, Detokenizer, EarlyStopping, FinishReason, GenerateError,
+    GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode, Step, Stream,
+    TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
 };
 pub use self::generator::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::model::{LanguageModel, RewindableModel};
 pub use self::pipeline::Pipeline;
 pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
-pub use self::rng::{DecodingRng, rng_from_seed, unit_f64};
+pub use self::rng::{DecodingRng, fresh_seed, rng_from_seed, unit_f64};
 pub use self::sampler::{Sampled, Sampler};
 pub use self::scores::Scores;
 pub use self::speculative_acceptance::{Speculation, speculative_accept};

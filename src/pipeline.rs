@@ -45,6 +45,27 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A copy of the pipeline, every stage copied with
+    /// [`LogitsProcessor::clone_boxed`] (parameters and current state), or
+    /// `None` when a stage cannot be copied. Every processor of the crate
+    /// can, except [`AllowedTokens`](crate::processors::AllowedTokens).
+    ///
+    /// ```
+    /// use decoding::processors::{Temperature, TopK};
+    /// use decoding::{Context, Pipeline};
+    ///
+    /// let template = Pipeline::new().with(Temperature::new(0.7)?).with(TopK::new(2)?);
+    /// let mut per_request = template.try_clone().expect("built-in stages copy");
+    /// let mut row = vec![1.0, 3.0, 2.0];
+    /// per_request.process(&Context::empty(), &mut row)?;
+    /// assert_eq!(template.len(), per_request.len());
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn try_clone(&self) -> Option<Pipeline> {
+        let stages = self.stages.iter().map(|s| s.clone_boxed()).collect::<Option<Vec<_>>>()?;
+        Some(Pipeline { stages, live: Vec::new(), row: Vec::new() })
+    }
+
     /// An empty pipeline (the identity).
     pub fn new() -> Self {
         Self::default()
@@ -392,6 +413,9 @@ impl LogitsProcessor for Pipeline {
     }
     fn is_complete(&self) -> bool {
         self.stages.iter().any(|stage| stage.is_complete())
+    }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        Some(Box::new(self.try_clone()?))
     }
 }
 

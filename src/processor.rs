@@ -70,6 +70,40 @@ pub trait LogitsProcessor: std::fmt::Debug {
     /// Forgets all per-sequence state, ready for a new prompt.
     fn reset(&mut self) {}
 
+    /// A boxed copy of this processor (its parameters and its current
+    /// state), or `None` when it cannot be copied. This is what makes a
+    /// [`Pipeline`](crate::Pipeline) of boxed stages cloneable
+    /// ([`Pipeline::try_clone`](crate::Pipeline::try_clone)) and a
+    /// [`DecodingPlan`](crate::config::DecodingPlan) `Clone`, so a server
+    /// builds a plan once and copies it per request.
+    ///
+    /// Every processor of the crate returns `Some` (except
+    /// [`AllowedTokens`](crate::processors::AllowedTokens), whose callback
+    /// may not be `Clone`). A processor of your own that is `Clone`
+    /// implements it in one line:
+    ///
+    /// ```
+    /// # use decoding::{Context, Error, LogitsProcessor, Scores};
+    /// #[derive(Debug, Clone)]
+    /// struct Ban(u32);
+    ///
+    /// impl LogitsProcessor for Ban {
+    ///     fn process(&mut self, _: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
+    ///         scores.values_mut()[self.0 as usize] = f32::NEG_INFINITY;
+    ///         Ok(())
+    ///     }
+    ///     fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+    ///         Some(Box::new(self.clone()))
+    ///     }
+    /// }
+    ///
+    /// let pipeline = decoding::Pipeline::new().with(Ban(2));
+    /// assert!(pipeline.try_clone().is_some());
+    /// ```
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        None
+    }
+
     /// Whether the sequence is complete as far as this processor is
     /// concerned, after the tokens accepted so far: no token may follow (a
     /// grammar whose output has ended). The [`Generator`](crate::Generator)
@@ -110,6 +144,9 @@ impl<P: LogitsProcessor + ?Sized> LogitsProcessor for Box<P> {
     }
     fn reset(&mut self) {
         (**self).reset()
+    }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        (**self).clone_boxed()
     }
     fn is_complete(&self) -> bool {
         (**self).is_complete()
@@ -152,6 +189,12 @@ impl<P: LogitsProcessor> LogitsProcessor for Option<P> {
     fn is_complete(&self) -> bool {
         self.as_ref().is_some_and(|p| p.is_complete())
     }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        match self {
+            Some(p) => Some(Box::new(Some(p.clone_boxed()?))),
+            None => Some(Box::new(())),
+        }
+    }
 }
 
 /// The empty chain: changes nothing.
@@ -159,7 +202,20 @@ impl LogitsProcessor for () {
     fn process(&mut self, _ctx: &Context<'_>, _scores: &mut Scores<'_>) -> Result<(), Error> {
         Ok(())
     }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        Some(Box::new(()))
+    }
 }
+
+/// `fn clone_boxed` for a processor that is `Clone + Send + 'static`.
+macro_rules! clone_boxed {
+    () => {
+        fn clone_boxed(&self) -> Option<Box<dyn $crate::LogitsProcessor + Send>> {
+            Some(Box::new(self.clone()))
+        }
+    };
+}
+pub(crate) use clone_boxed;
 
 macro_rules! tuple_processor {
     ($($name:ident),+) => {

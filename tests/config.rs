@@ -596,7 +596,7 @@ fn an_openai_request_maps_onto_the_pipeline_and_the_options() {
     assert_eq!(plan.n(), 2);
     let first = plan.generate_options(10, 0).unwrap();
     let second = plan.generate_options(10, 1).unwrap();
-    assert_eq!((first.seed(), second.seed()), (42, 43));
+    assert_eq!((first.seed(), second.seed()), (Some(42), Some(43)));
     assert!(plan.generate_options(10, 2).is_err());
     assert_eq!(first.max_new_tokens(), 64);
     assert_eq!(first.stop_strings(), ["\n\n", "END"]);

@@ -144,8 +144,12 @@ fn xtc_draws_from_the_seed() {
     // seeded with the preset's seed; the same seed gives the same pattern.
     let row = logits(&[0.5, 0.3, 0.15, 0.05]);
     let pattern = |seed: u64| -> Vec<bool> {
-        let preset =
-            LlamaCppSampling { xtc_probability: 0.5, xtc_threshold: 0.1, seed, ..only("xtc") };
+        let preset = LlamaCppSampling {
+            xtc_probability: 0.5,
+            xtc_threshold: 0.1,
+            seed: Some(seed),
+            ..only("xtc")
+        };
         let mut p = pipeline(&preset);
         (0..64).map(|_| kept(&run(&mut p, &[], &row)).len() < 4).collect()
     };
@@ -354,7 +358,7 @@ fn the_full_default_order_is_printed() {
         top_n_sigma: 2.0,
         xtc_probability: 0.5,
         dynatemp_range: 0.3,
-        seed: 3,
+        seed: Some(3),
         ..LlamaCppSampling::default()
     }
     .resolve_dry_breakers(containing(VOCAB));

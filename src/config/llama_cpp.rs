@@ -10,7 +10,7 @@ use super::plan::PlanBuilder;
 use super::transformers::Extras;
 use super::{DecodingPlan, LengthLimit};
 use crate::processors::{LogitBias, MinP, Temperature, TopK, TopP, Typical, WindowedPenalties};
-use crate::{DEFAULT_SEED, Error, TokenId};
+use crate::{Error, TokenId, fresh_seed};
 
 /// One configurable stage of the llama.cpp-style chain, named as llama.cpp's
 /// `--samplers` option (and llama-server's `samplers` field) names it.
@@ -277,8 +277,11 @@ pub struct LlamaCppSampling {
     pub min_keep: usize,
     /// Biases per token, applied first.
     pub logit_bias: Vec<(TokenId, f32)>,
-    /// The seed (of the draws, and of XTC's own generator).
-    pub seed: u64,
+    /// The seed (of the draws, and of XTC's own generator); `None`, the
+    /// default (llama.cpp's `LLAMA_DEFAULT_SEED`, random), draws a fresh
+    /// seed for every run, reported in [`Generation::seed`](crate::Generation::seed),
+    /// and one for XTC when the plan is built.
+    pub seed: Option<u64>,
     /// The most tokens generated.
     pub max_new_tokens: usize,
     /// End-of-generation ids.
@@ -315,7 +318,7 @@ impl Default for LlamaCppSampling {
             dry_sequence_breaker_ids: None,
             min_keep: 0,
             logit_bias: Vec::new(),
-            seed: DEFAULT_SEED,
+            seed: None,
             max_new_tokens: 256,
             eos_token_ids: Vec::new(),
         }
@@ -394,7 +397,7 @@ impl LlamaCppSampling {
         if !self.logit_bias.is_empty() {
             LogitBias::new(self.logit_bias.iter().copied())?;
         }
-        ext.check_stages(self.temperature, keep, self.seed)
+        ext.check_stages(self.temperature, keep, self.seed.unwrap_or(0))
     }
 
     /// Builds the plan.
@@ -431,6 +434,7 @@ impl LlamaCppSampling {
         let ext = self.extensions();
         let keep = self.min_keep.max(1);
         self.validate_every_field(&ext, last_n, keep)?;
+        let xtc_seed = self.seed.unwrap_or_else(fresh_seed);
         let mut b = PlanBuilder::default();
         if !self.logit_bias.is_empty() {
             b.push(
@@ -490,7 +494,7 @@ impl LlamaCppSampling {
                         b.push(MinP::new(p)?.min_tokens_to_keep(keep)?, format!("MinP({p})"));
                     }
                 }
-                LlamaCppStage::Xtc => ext.push_xtc(&mut b, keep, self.seed)?,
+                LlamaCppStage::Xtc => ext.push_xtc(&mut b, keep, xtc_seed)?,
                 LlamaCppStage::Temperature => {
                     if ext.dynatemp() {
                         ext.push_dynamic_temperature(&mut b, t)?;
@@ -505,7 +509,7 @@ impl LlamaCppSampling {
             && ext.dynatemp()
             && self.samplers.contains(&LlamaCppStage::Temperature);
         let length = LengthLimit::NewTokens(self.max_new_tokens);
-        let extras = Extras { seed: Some(self.seed), ..Extras::default() };
+        let extras = Extras { seed: self.seed, ..Extras::default() };
         let options = extras.options(length, &self.eos_token_ids)?;
         Ok(b.finish(t == 0.0 && !dynamic, options, length, 1))
     }

@@ -77,8 +77,9 @@ pub enum Logprobs {
 ///   takes other [`HiddenDefaults`]).
 /// - Log-probabilities are the model's ([`LogprobMode::Raw`], vLLM's
 ///   default); change [`DecodingPlan::set_options`] for processed ones.
-/// - With no seed the run uses [`DEFAULT_SEED`](crate::DEFAULT_SEED), so
-///   results are reproducible rather than random.
+/// - With no seed every run draws a fresh one, as OpenAI's API does, and
+///   reports it in [`Generation::seed`](crate::Generation::seed) so it can
+///   be replayed.
 ///
 /// # Example
 ///
@@ -102,7 +103,7 @@ pub enum Logprobs {
 ///      -> Temperature(0.8) -> TopP(0.95) => Categorical"
 /// );
 /// let options = plan.generate_options(10, 0)?;
-/// assert_eq!((options.max_new_tokens(), options.seed()), (64, 7));
+/// assert_eq!((options.max_new_tokens(), options.seed()), (64, Some(7)));
 /// assert_eq!(options.stop_strings(), ["\n\n"]);
 /// # Ok::<(), decoding::Error>(())
 /// ```

@@ -101,6 +101,25 @@ pub type BoxedSampler = Box<dyn Sampler + Send>;
 /// assert_eq!(options.max_new_tokens(), 64);
 /// # Ok::<(), decoding::Error>(())
 /// ```
+///
+/// # One plan, many requests
+///
+/// A plan is `Clone`: build it once from the model's configuration, then
+/// copy it per request (each copy has its own processor state) and set the
+/// request's seed, length and stop strings in one call each:
+///
+/// ```
+/// use decoding::config::GenerationConfig;
+///
+/// let shared = GenerationConfig { do_sample: Some(true), top_p: Some(0.9), ..Default::default() }
+///     .build()?;
+/// let request = shared.clone().with_seed(7).with_max_new_tokens(64).with_stop_strings(["\n\n"])?;
+/// let options = request.generate_options(12, 0)?;
+/// assert_eq!((options.seed(), options.max_new_tokens()), (Some(7), 64));
+/// assert_eq!(options.stop_strings(), ["\n\n"]);
+/// assert_eq!(shared.options().seed(), None); // the shared plan is unchanged
+/// # Ok::<(), decoding::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct DecodingPlan {
     pipeline: Pipeline,
@@ -173,6 +192,37 @@ impl DecodingPlan {
         self.options = options;
     }
 
+    /// The plan with the request's seed (choice `i` uses `seed + i`); see
+    /// [`GenerateOptions`] for what a seed fixes.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.options.set_seed(seed);
+        self
+    }
+
+    /// The plan with a limit of `n` new tokens, whatever limit the
+    /// configuration had (`max_new_tokens` or `max_length`).
+    pub fn with_max_new_tokens(mut self, n: usize) -> Self {
+        self.length = LengthLimit::NewTokens(n);
+        self
+    }
+
+    /// The plan with the request's stop strings instead of the
+    /// configuration's (an empty list removes them).
+    ///
+    /// # Errors
+    ///
+    /// As [`GenerateOptionsBuilder::build`](crate::GenerateOptionsBuilder::build):
+    /// an empty stop string is an [`Error::InvalidParameter`].
+    pub fn with_stop_strings<I>(mut self, strings: I) -> Result<Self, Error>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.options =
+            self.options.to_builder().clear_stop_strings().stop_strings(strings).build()?;
+        Ok(self)
+    }
+
     /// The length limit.
     pub fn length(&self) -> LengthLimit {
         self.length
@@ -190,7 +240,9 @@ impl DecodingPlan {
 
     /// The options for choice `choice` (from 0) of a prompt of `prompt_len`
     /// tokens: `max_new_tokens` from the length limit, the seed advanced
-    /// by `choice` (wrapping).
+    /// by `choice` (wrapping) when the plan has one (without, every run
+    /// draws a fresh seed and reports it in its
+    /// [`Generation::seed`](crate::Generation::seed)).
     ///
     /// # Errors
     ///
@@ -209,11 +261,11 @@ impl DecodingPlan {
             ));
         }
         let max_new_tokens = self.length.max_new_tokens(prompt_len)?;
-        self.options
-            .to_builder()
-            .max_new_tokens(max_new_tokens)
-            .seed(self.options.seed().wrapping_add(choice as u64))
-            .build()
+        let mut b = self.options.to_builder().max_new_tokens(max_new_tokens);
+        if let Some(seed) = self.options.seed() {
+            b = b.seed(seed.wrapping_add(choice as u64));
+        }
+        b.build()
     }
 
     /// The pipeline, the sampler and the base options.
@@ -232,6 +284,36 @@ impl DecodingPlan {
     ) -> Result<Generator<Pipeline, BoxedSampler>, Error> {
         let options = self.generate_options(prompt_len, 0)?;
         Ok(Generator::new(self.pipeline, self.sampler, options))
+    }
+}
+
+/// A copy with its own processor state: every stage of a plan is one of the
+/// crate's processors, each of which copies itself
+/// ([`LogitsProcessor::clone_boxed`]).
+impl Clone for DecodingPlan {
+    fn clone(&self) -> Self {
+        let pipeline = self
+            .pipeline
+            .try_clone()
+            .expect("the stages of a plan are the crate's processors, which all copy themselves");
+        DecodingPlan {
+            pipeline,
+            sampler: sampler_named(self.sampler_name),
+            sampler_name: self.sampler_name,
+            options: self.options.clone(),
+            length: self.length,
+            n: self.n,
+            stages: self.stages.clone(),
+            beam_search: self.beam_search,
+        }
+    }
+}
+
+fn sampler_named(name: &str) -> BoxedSampler {
+    if name == "Greedy" {
+        Box::new(crate::sampler::Greedy::new())
+    } else {
+        Box::new(crate::sampler::Categorical::new())
     }
 }
 
@@ -266,7 +348,13 @@ pub(crate) struct PlanBuilder {
 }
 
 impl PlanBuilder {
-    pub(crate) fn push(&mut self, stage: impl LogitsProcessor + Send + 'static, label: String) {
+    /// `Clone` so that the plan can copy its stages (see `Clone for
+    /// DecodingPlan`).
+    pub(crate) fn push(
+        &mut self,
+        stage: impl LogitsProcessor + Clone + Send + 'static,
+        label: String,
+    ) {
         self.pipeline.push(stage);
         self.stages.push(label);
     }
@@ -278,11 +366,8 @@ impl PlanBuilder {
         length: LengthLimit,
         n: usize,
     ) -> DecodingPlan {
-        let (sampler, sampler_name): (BoxedSampler, _) = if greedy {
-            (Box::new(crate::sampler::Greedy::new()), "Greedy")
-        } else {
-            (Box::new(crate::sampler::Categorical::new()), "Categorical")
-        };
+        let sampler_name = if greedy { "Greedy" } else { "Categorical" };
+        let sampler = sampler_named(sampler_name);
         DecodingPlan {
             pipeline: self.pipeline,
             sampler,

@@ -9,7 +9,7 @@ use crate::processors::{
     PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
     SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
-use crate::{BeamSearch, DEFAULT_SEED, Error, GenerateOptions, LogprobMode, TokenId};
+use crate::{BeamSearch, Error, GenerateOptions, LogprobMode, TokenId};
 
 /// What an OpenAI-style request adds to a generation config.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +60,8 @@ pub(crate) fn build(
 ) -> Result<DecodingPlan, Error> {
     cfg.validate()?;
     let do_sample = cfg.do_sample.unwrap_or(false);
-    let seed = extras.seed.unwrap_or(DEFAULT_SEED);
+    // XTC's own generator: the request's seed, or a fresh one per plan.
+    let seed = extras.seed.unwrap_or_else(crate::fresh_seed);
     extras.samplers.check_stages(cfg.temperature.unwrap_or(1.0) as f32, 1, seed)?;
     let eos = cfg.eos_ids();
     // transformers' beam sampling keeps at least one token besides every

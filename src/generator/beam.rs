@@ -362,7 +362,7 @@ impl<'o> Run<'o> {
             spans: Vec::with_capacity(nb),
             processed: Vec::with_capacity(if search.samples() { nb * v } else { 0 }),
             weights: Vec::with_capacity(if search.samples() { nb * v } else { 0 }),
-            rng: rng_from_seed(options.seed()),
+            rng: rng_from_seed(options.seed().unwrap_or_else(crate::fresh_seed)),
         }
     }
 

@@ -24,7 +24,7 @@ pub use self::beam_model::BeamLanguageModel;
 pub use self::beam_options::{BeamSearch, EarlyStopping};
 pub use self::detokenizer::{Detokenizer, UnknownToken};
 pub use self::error::GenerateError;
-pub use self::options::{DEFAULT_SEED, GenerateOptions, GenerateOptionsBuilder, LogprobMode};
+pub use self::options::{GenerateOptions, GenerateOptionsBuilder, LogprobMode};
 pub use self::output::{FinishReason, Generation, Step, TokenLogprobs, TopLogprob};
 pub use self::speculative_decoding::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::stream::Stream;
@@ -182,6 +182,12 @@ impl<P, S> Generator<P, S> {
     /// Why the latest run stopped (`None` while it runs or after an error).
     pub fn finish_reason(&self) -> Option<crate::FinishReason> {
         self.seq.finish_reason()
+    }
+
+    /// The seed of the latest run's random number generator (the options'
+    /// seed, or the fresh one drawn for it; see [`GenerateOptions`]).
+    pub fn seed(&self) -> u64 {
+        self.seq.seed()
     }
 }
 

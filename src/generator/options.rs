@@ -37,13 +37,6 @@ impl LogprobMode {
     }
 }
 
-/// The seed a run uses when none is given: `0`.
-///
-/// A fixed default keeps the crate's promise that the same inputs give the
-/// same tokens; pass a seed of your own (for example from the system clock
-/// or `getrandom`) for runs that should differ.
-pub const DEFAULT_SEED: u64 = 0;
-
 /// The validated options of a generation run.
 ///
 /// Built with [`GenerateOptions::builder`] (everything) or
@@ -95,8 +88,17 @@ pub const DEFAULT_SEED: u64 = 0;
 /// # Seed
 ///
 /// Each run seeds its own [`DecodingRng`](crate::DecodingRng) with
-/// [`rng_from_seed`](crate::rng_from_seed)`(seed)` when it starts; the
-/// default seed is [`DEFAULT_SEED`].
+/// [`rng_from_seed`](crate::rng_from_seed)`(seed)` when it starts.
+///
+/// - **A given seed is exact**: the same seed, model scores and options
+///   give the same tokens, on every platform and in every build (ChaCha8
+///   with a portable seed expansion; see [`DecodingRng`](crate::DecodingRng)).
+/// - **No seed means a fresh one per run**, from the operating system
+///   ([`fresh_seed`](crate::fresh_seed)), so two unseeded requests do not
+///   get the same "random" answer.
+/// - **The seed used is reported** in [`Generation::seed`](crate::Generation::seed)
+///   (and [`Stream::seed`](crate::Stream::seed)): pass it back with
+///   [`GenerateOptionsBuilder::seed`] to replay the run token for token.
 ///
 /// # Example
 ///
@@ -128,7 +130,7 @@ pub struct GenerateOptions {
     eos: Vec<TokenId>,
     stop_sequences: Vec<Vec<TokenId>>,
     stop_strings: Vec<String>,
-    seed: u64,
+    seed: Option<u64>,
     vocab_size: Option<usize>,
     logprobs: Option<LogprobMode>,
     top_logprobs: usize,
@@ -136,7 +138,7 @@ pub struct GenerateOptions {
 
 impl GenerateOptions {
     /// Options that only limit the length: no EOS, no stop condition, no
-    /// log-probabilities, seed [`DEFAULT_SEED`].
+    /// log-probabilities, a fresh seed per run.
     pub fn new(max_new_tokens: usize) -> Self {
         GenerateOptions {
             max_new_tokens,
@@ -144,7 +146,7 @@ impl GenerateOptions {
             eos: Vec::new(),
             stop_sequences: Vec::new(),
             stop_strings: Vec::new(),
-            seed: DEFAULT_SEED,
+            seed: None,
             vocab_size: None,
             logprobs: None,
             top_logprobs: 0,
@@ -154,6 +156,11 @@ impl GenerateOptions {
     /// A builder, starting from [`GenerateOptions::new`].
     pub fn builder(max_new_tokens: usize) -> GenerateOptionsBuilder {
         GenerateOptionsBuilder { options: GenerateOptions::new(max_new_tokens) }
+    }
+
+    /// Sets the seed (no other option depends on it, so nothing to check).
+    pub(crate) fn set_seed(&mut self, seed: u64) {
+        self.seed = Some(seed);
     }
 
     /// A builder holding these options, to change some of them.
@@ -186,8 +193,9 @@ impl GenerateOptions {
         &self.stop_strings
     }
 
-    /// The seed of the run's random number generator.
-    pub fn seed(&self) -> u64 {
+    /// The seed of the run's random number generator, or `None` when each
+    /// run draws a fresh one (reported in [`Generation::seed`](crate::Generation::seed)).
+    pub fn seed(&self) -> Option<u64> {
         self.seed
     }
 
@@ -275,6 +283,13 @@ impl GenerateOptionsBuilder {
         self
     }
 
+    /// Removes the stop strings added so far (to replace those of options
+    /// from [`GenerateOptions::to_builder`]).
+    pub fn clear_stop_strings(mut self) -> Self {
+        self.options.stop_strings.clear();
+        self
+    }
+
     /// Adds several stop strings.
     pub fn stop_strings<I>(mut self, strings: I) -> Self
     where
@@ -285,9 +300,9 @@ impl GenerateOptionsBuilder {
         self
     }
 
-    /// The seed (default [`DEFAULT_SEED`]); all 64 bits matter.
+    /// The seed (by default, a fresh one per run); all 64 bits matter.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.options.seed = seed;
+        self.options.seed = Some(seed);
         self
     }
 

@@ -84,6 +84,11 @@ pub struct Generation {
     pub text: Option<String>,
     /// One entry per generated token, when log-probabilities were requested.
     pub logprobs: Option<Vec<TokenLogprobs>>,
+    /// The seed of the run's random number generator: the options' seed,
+    /// or the fresh one drawn for this run when they gave none. Passing it
+    /// as [`GenerateOptionsBuilder::seed`](crate::GenerateOptionsBuilder::seed)
+    /// replays the run exactly (same model scores and options).
+    pub seed: u64,
 }
 
 /// One step of a [`Stream`](crate::Stream): the token just generated.

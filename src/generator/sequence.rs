@@ -9,7 +9,7 @@ use super::stop;
 use super::text::Text;
 use crate::{
     Context, DecodingRng, FinishReason, GenerateError, GenerateOptions, Generation,
-    LogitsProcessor, Sampler, Scores, TokenId, TokenLogprobs, rng_from_seed,
+    LogitsProcessor, Sampler, Scores, TokenId, TokenLogprobs, fresh_seed, rng_from_seed,
 };
 
 /// Output buffers are reserved up to this many tokens when a run starts;
@@ -37,6 +37,8 @@ pub(crate) struct Sequence {
     /// How many of `tokens` the model has been fed.
     fed: usize,
     rng: DecodingRng,
+    /// The seed `rng` was built from (given, or fresh for this run).
+    seed: u64,
     has_text: bool,
     text: Text,
     /// Whether log-probabilities are collected here (`generate`) or handed
@@ -57,6 +59,7 @@ impl Default for Sequence {
             prompt_len: 0,
             fed: 0,
             rng: rng_from_seed(0),
+            seed: 0,
             has_text: false,
             text: Text::default(),
             collect: false,
@@ -104,7 +107,8 @@ impl Sequence {
         self.tokens.reserve(prompt.len() + reserve);
         self.tokens.extend_from_slice(prompt);
         self.prompt_len = prompt.len();
-        self.rng = rng_from_seed(options.seed());
+        self.seed = options.seed().unwrap_or_else(fresh_seed);
+        self.rng = rng_from_seed(self.seed);
         self.has_text = has_detokenizer;
         self.collect = collect;
         if collect && options.logprobs().is_some() {
@@ -124,6 +128,11 @@ impl Sequence {
 
     pub(crate) fn fail(&mut self) {
         self.failed = true;
+    }
+
+    /// The seed of this run's random number generator.
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
     }
 
     pub(crate) fn generated(&self) -> &[TokenId] {
@@ -165,6 +174,7 @@ impl Sequence {
             finish_reason: self.finish.unwrap_or(FinishReason::Length),
             text: self.has_text.then(|| self.text.take()),
             logprobs: options.logprobs().map(|_| std::mem::take(&mut self.logprobs)),
+            seed: self.seed,
         }
     }
 

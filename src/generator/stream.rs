@@ -66,6 +66,13 @@ impl<M: ?Sized, P, S> Stream<'_, M, P, S> {
         self.generator.generated()
     }
 
+    /// The seed of this run's random number generator: the options' seed,
+    /// or the fresh one drawn for this run. Passing it back as the seed
+    /// replays the run.
+    pub fn seed(&self) -> u64 {
+        self.generator.seed()
+    }
+
     /// Why the run stopped, once it has.
     pub fn finish_reason(&self) -> Option<FinishReason> {
         self.generator.finish_reason()

@@ -45,6 +45,8 @@ impl Argmax {
 }
 
 impl LogitsProcessor for Argmax {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         if let Some((id, _)) = scores.argmax() {
             scores.set_live([id], true);

@@ -77,6 +77,8 @@ impl BadWords {
 }
 
 impl LogitsProcessor for BadWords {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.inner.process(ctx, scores)
     }

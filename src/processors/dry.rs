@@ -184,6 +184,8 @@ impl Dry {
 }
 
 impl LogitsProcessor for Dry {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         if self.multiplier == 0.0 {
             return Ok(());

@@ -120,6 +120,8 @@ impl DynamicTemperature {
 }
 
 impl LogitsProcessor for DynamicTemperature {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some(t) = self.temperature_for(scores) else {
             return Ok(());

@@ -94,6 +94,8 @@ impl EpsilonCutoff {
 }
 
 impl LogitsProcessor for EpsilonCutoff {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some(softmax) = Softmax::of(scores) else {
             return Ok(());

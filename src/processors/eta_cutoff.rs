@@ -106,6 +106,8 @@ impl EtaCutoff {
 }
 
 impl LogitsProcessor for EtaCutoff {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some((softmax, entropy)) = softmax_entropy(scores) else {
             return Ok(());

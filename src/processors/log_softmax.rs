@@ -48,6 +48,8 @@ impl LogSoftmax {
 }
 
 impl LogitsProcessor for LogSoftmax {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some(softmax) = Softmax::of(scores) else {
             return Ok(());

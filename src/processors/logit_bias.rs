@@ -100,6 +100,8 @@ pub(crate) fn add_bias(s: f32, b: f32) -> f32 {
 }
 
 impl LogitsProcessor for LogitBias {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some(&(max_id, _)) = self.biases.last() else {
             return Ok(());

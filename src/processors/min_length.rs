@@ -83,6 +83,8 @@ impl MinLength {
 }
 
 impl LogitsProcessor for MinLength {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.eos.check(scores.vocab_size())?;
         if ctx.len() < self.min_length {

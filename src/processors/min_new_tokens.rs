@@ -80,6 +80,8 @@ impl MinNewTokens {
 }
 
 impl LogitsProcessor for MinNewTokens {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.eos.check(scores.vocab_size())?;
         if ctx.generated().len() < self.min_new_tokens {

@@ -97,6 +97,8 @@ impl MinP {
 }
 
 impl LogitsProcessor for MinP {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         if self.min_p == 0.0 {
             return Ok(());

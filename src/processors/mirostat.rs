@@ -117,6 +117,8 @@ impl MirostatV2 {
 }
 
 impl LogitsProcessor for MirostatV2 {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.kept.clear();
         self.kept_sum = 0.0;

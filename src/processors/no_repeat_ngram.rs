@@ -74,6 +74,8 @@ impl NoRepeatNGram {
 }
 
 impl LogitsProcessor for NoRepeatNGram {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let tokens = ctx.tokens();
         let (n, len) = (self.n, tokens.len());

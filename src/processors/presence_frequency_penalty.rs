@@ -95,6 +95,8 @@ fn check(name: &'static str, value: f32) -> Result<(), Error> {
 }
 
 impl LogitsProcessor for PresenceFrequencyPenalty {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let (presence, frequency) = (self.presence, self.frequency);
         let generated = ctx.generated();

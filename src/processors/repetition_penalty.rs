@@ -99,6 +99,8 @@ fn penalize(s: f32, theta: f32) -> f32 {
 }
 
 impl LogitsProcessor for RepetitionPenalty {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let theta = self.penalty;
         if theta == 1.0 || ctx.is_empty() {

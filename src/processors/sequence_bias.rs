@@ -190,6 +190,8 @@ impl SequenceBias {
 }
 
 impl LogitsProcessor for SequenceBias {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let Some(max_id) = self.max_id else {
             return Ok(());

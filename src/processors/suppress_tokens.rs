@@ -51,6 +51,8 @@ impl SuppressTokens {
 }
 
 impl LogitsProcessor for SuppressTokens {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.ids.check(scores.vocab_size())?;
         self.ids.ban(scores);

@@ -67,6 +67,8 @@ impl SuppressTokensAtBegin {
 }
 
 impl LogitsProcessor for SuppressTokensAtBegin {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.ids.check(scores.vocab_size())?;
         if ctx.generated().is_empty() {

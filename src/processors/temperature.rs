@@ -59,6 +59,8 @@ impl Temperature {
 }
 
 impl LogitsProcessor for Temperature {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let t = self.t;
         if t == 0.0 {

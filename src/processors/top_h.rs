@@ -87,6 +87,8 @@ impl TopH {
 }
 
 impl LogitsProcessor for TopH {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         top_n(scores, CANDIDATES, &mut self.top);
         let top = &self.top;

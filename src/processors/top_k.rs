@@ -130,6 +130,8 @@ impl TopK {
 }
 
 impl LogitsProcessor for TopK {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let k = self.k.max(self.min_tokens_to_keep).min(scores.vocab_size());
         let Some(threshold) = self.threshold(scores, k) else {

@@ -80,6 +80,8 @@ impl TopNSigma {
 }
 
 impl LogitsProcessor for TopNSigma {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let mut count = 0usize;
         let mut sum = 0.0f64;

@@ -153,6 +153,8 @@ fn decimal_value(x: f32) -> f64 {
 }
 
 impl LogitsProcessor for TopP {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let keep = self.min_tokens_to_keep;
         let n_live = scores.live_len();

@@ -121,6 +121,8 @@ fn most_typical_first(a: &Entry, b: &Entry) -> Ordering {
 }
 
 impl LogitsProcessor for Typical {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let keep = self.min_tokens_to_keep;
         if self.mass >= 1.0 || scores.live_len() <= keep {

@@ -130,6 +130,8 @@ fn penalize(s: f32, count: u32, repeat: f32, frequency: f32, presence: f32) -> f
 }
 
 impl LogitsProcessor for WindowedPenalties {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let (repeat, frequency, presence) = (self.repeat, self.frequency, self.presence);
         let tokens = ctx.tokens();

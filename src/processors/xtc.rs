@@ -112,7 +112,21 @@ impl Xtc {
     }
 }
 
+/// A copy at the same position of the same random stream (the generator
+/// type has no `Clone`; its seed, stream and word position are copied).
+impl Clone for Xtc {
+    fn clone(&self) -> Self {
+        use rand::SeedableRng;
+        let mut rng = crate::DecodingRng::from_seed(self.rng.get_seed());
+        rng.set_stream(self.rng.get_stream());
+        rng.set_word_pos(self.rng.get_word_pos());
+        Xtc { rng, ..*self }
+    }
+}
+
 impl LogitsProcessor for Xtc {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, _ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         if self.probability == 0.0 || self.threshold > 0.5 {
             return Ok(());

@@ -1,4 +1,11 @@
 //! Samplers: the terminal step that chooses one token from processed scores.
+//!
+//! [`Categorical`] draws with its own inverse CDF, not `rand_distr`: one
+//! uniform per token (a seed's stream maps to steps, whatever the
+//! vocabulary or batch), over the live set only and scaled by the actual
+//! total (a masked or zero-probability token is never drawn), with
+//! arithmetic the crate owns (the tokens of a seed do not move with another
+//! crate's release). See the crate documentation, *Randomness*.
 
 mod categorical;
 mod greedy;

@@ -32,7 +32,12 @@ fn generators() -> Vec<Generator> {
             Categorical::new(),
             GenerateOptions::builder(7).seed(3).build().unwrap(),
         ),
-        Generator::new(Pipeline::new(), Categorical::new(), GenerateOptions::new(0)),
+        // Seeded so that its Generation (which reports the seed) compares equal.
+        Generator::new(
+            Pipeline::new(),
+            Categorical::new(),
+            GenerateOptions::builder(0).seed(4).build().unwrap(),
+        ),
     ]
 }
 

@@ -16,6 +16,11 @@ use decoding::{
 use crate::lookup::{Located, SearchPaths, locate};
 use crate::{Config, Dtype, Gpt2, Gpt2Beams, KernelPath, Tokenizer, Weights};
 
+/// The sampler's seed when `--seed` is absent: the example's runs are
+/// reproducible by default (the library draws a fresh seed per run when
+/// none is given).
+pub const DEFAULT_SEED: u64 = 0;
+
 /// The seed's prompt, used when `--prompt` is absent.
 pub const DEFAULT_PROMPT: &str = "My favourite movie is";
 
@@ -416,7 +421,7 @@ pub fn options(
 ) -> Result<GenerateOptions, decoding::Error> {
     let mut builder =
         GenerateOptions::builder(args.max_new_tokens.unwrap_or(DEFAULT_MAX_NEW_TOKENS))
-            .seed(args.seed.unwrap_or(decoding::DEFAULT_SEED))
+            .seed(args.seed.unwrap_or(DEFAULT_SEED))
             .vocab_size(tokenizer.vocab_size());
     if let Some(eos) = eos_token(model, tokenizer).filter(|_| !args.ignore_eos) {
         builder = builder.eos_token(eos);

@@ -89,7 +89,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
     println!("prompt: {prompt_text:?} = {pieces:?} = {prompt:?}\n");
 
     let new_tokens = args.max_new_tokens.unwrap_or(DEMO_NEW_TOKENS);
-    let seed = args.seed.unwrap_or(decoding::DEFAULT_SEED);
+    let seed = args.seed.unwrap_or(crate::cli::DEFAULT_SEED);
     println!("{new_tokens} new tokens each (sampling with seed {seed}):\n");
     let mut rows = Vec::new();
     for Strategy { label, processors, samples } in strategies()? {
