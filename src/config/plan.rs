@@ -287,15 +287,14 @@ impl DecodingPlan {
     }
 }
 
-/// A copy with its own processor state: every stage of a plan is one of the
-/// crate's processors, each of which copies itself
-/// ([`LogitsProcessor::clone_boxed`]).
+/// A copy with its own processor state (every stage is copied with its
+/// state).
 impl Clone for DecodingPlan {
     fn clone(&self) -> Self {
         let pipeline = self
             .pipeline
             .try_clone()
-            .expect("the stages of a plan are the crate's processors, which all copy themselves");
+            .expect("every stage of a plan is a Copyable, which copies itself");
         DecodingPlan {
             pipeline,
             sampler: sampler_named(self.sampler_name),
@@ -340,6 +339,40 @@ impl fmt::Display for DecodingPlan {
     }
 }
 
+/// A stage of a plan: copies itself through `Clone` whether or not its
+/// own `clone_boxed` does, so `Clone for DecodingPlan` cannot fail. It is
+/// transparent otherwise (`Debug` included).
+#[derive(Clone)]
+struct Copyable<P>(P);
+
+impl<P: fmt::Debug> fmt::Debug for Copyable<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<P: LogitsProcessor + Clone + Send + 'static> LogitsProcessor for Copyable<P> {
+    fn process(
+        &mut self,
+        ctx: &crate::Context<'_>,
+        scores: &mut crate::Scores<'_>,
+    ) -> Result<(), Error> {
+        self.0.process(ctx, scores)
+    }
+    fn accept(&mut self, token: crate::TokenId) {
+        self.0.accept(token)
+    }
+    fn reset(&mut self) {
+        self.0.reset()
+    }
+    fn is_complete(&self) -> bool {
+        self.0.is_complete()
+    }
+    fn clone_boxed(&self) -> Option<Box<dyn LogitsProcessor + Send>> {
+        Some(Box::new(self.clone()))
+    }
+}
+
 /// Accumulates stages and their labels.
 #[derive(Default)]
 pub(crate) struct PlanBuilder {
@@ -355,7 +388,7 @@ impl PlanBuilder {
         stage: impl LogitsProcessor + Clone + Send + 'static,
         label: String,
     ) {
-        self.pipeline.push(stage);
+        self.pipeline.push(Copyable(stage));
         self.stages.push(label);
     }
 

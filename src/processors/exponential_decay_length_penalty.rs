@@ -122,6 +122,8 @@ impl ExponentialDecayLengthPenalty {
 }
 
 impl LogitsProcessor for ExponentialDecayLengthPenalty {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         self.eos.check(scores.vocab_size())?;
         let start = self.start_index.saturating_add(ctx.prompt_len());

@@ -64,6 +64,8 @@ impl ForcedBosToken {
 }
 
 impl LogitsProcessor for ForcedBosToken {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         force(scores, &[self.bos], ctx.len() == 1)
     }

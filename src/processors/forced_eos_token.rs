@@ -143,6 +143,8 @@ impl ForcedEosToken {
 }
 
 impl LogitsProcessor for ForcedEosToken {
+    crate::processor::clone_boxed!();
+
     fn process(&mut self, ctx: &Context<'_>, scores: &mut Scores<'_>) -> Result<(), Error> {
         let (limit, len) = match self.limit {
             Limit::Total(n) => (n, ctx.len()),
