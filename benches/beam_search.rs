@@ -42,11 +42,18 @@ impl LanguageModel for Copying {
     fn vocab_size(&self) -> usize {
         self.row.len()
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.copy_from_slice(&self.row);
         Ok(())
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 fn bench(c: &mut Criterion) {

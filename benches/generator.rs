@@ -44,15 +44,21 @@ impl LanguageModel for Free {
     fn vocab_size(&self) -> usize {
         self.row.len()
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         if self.fresh {
             logits.copy_from_slice(&self.row);
             self.fresh = false;
         }
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.fresh = true;
+        Ok(())
     }
 }
 

@@ -75,19 +75,30 @@ impl LanguageModel for WeightBound {
     fn vocab_size(&self) -> usize {
         V
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.read_weights(1);
         self.history.extend_from_slice(tokens);
         self.row(*self.history.last().unwrap_or(&0), logits);
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.history.clear();
+        Ok(())
     }
 }
 
 impl RewindableModel for WeightBound {
-    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.read_weights(tokens.len());
         for (&t, row) in tokens.iter().zip(logits.chunks_exact_mut(V)) {
             self.history.push(t);

@@ -7,7 +7,7 @@
 //!                 prompt
 //!                   │
 //!                   ▼
-//!   ┌──▶ LanguageModel::forward(tokens new since the last call)
+//!   ┌──▶ LanguageModel::forward(tokens new since the last call, their position)
 //!   │               │ logits: &mut [f32]
 //!   │               ▼
 //!   │    Scores: the dense row + the live set of survivors
@@ -23,8 +23,10 @@
 //! ```
 //!
 //! 1. A [`LanguageModel`] writes one row of logits for the tokens appended
-//!    since its last call (the whole prompt at first), so a KV-cached model
-//!    does only new work.
+//!    since its last call (the whole prompt at first), told the position of
+//!    the first of them, so a KV-cached model does only new work;
+//!    [`PrefixCache`] keeps that cache across runs (a chat turn feeds only
+//!    its new tokens).
 //! 2. The row becomes [`Scores`]: the dense row plus a *live set*. A
 //!    truncation (top-k, top-p, min-p, ...) records its survivors instead
 //!    of writing `-inf` over the vocabulary, so every later stage and the
@@ -66,7 +68,7 @@
 //! | [`sampler`] | [`Sampler`], [`sampler::Greedy`], [`sampler::Categorical`] |
 //! | `scores`, `context` | [`Scores`] (row + live set), [`Context`] (the token history) |
 //! | `processor`, `chain`, `pipeline` | [`LogitsProcessor`] and its static ([`Chain`]) and run-time ([`Pipeline`]) composition |
-//! | `model` | [`LanguageModel`], [`RewindableModel`] |
+//! | `model`, `prefix_cache` | [`LanguageModel`], [`RewindableModel`], [`PrefixCache`] (a KV cache kept across runs) |
 //! | `generator` | [`Generator`], its options, outputs, stop rules, streaming, batches, beam search and the speculative decoding loop |
 //! | `speculative_acceptance` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
 //! | [`config`] | pipelines built from `generation_config.json` (exactly as transformers builds them), OpenAI-style requests, llama.cpp chains |
@@ -179,6 +181,7 @@ mod generator;
 pub(crate) mod math;
 mod model;
 mod pipeline;
+mod prefix_cache;
 mod processor;
 mod rng;
 mod scores;
@@ -198,14 +201,15 @@ pub use self::chain::Chain;
 pub use self::context::Context;
 pub use self::error::{Error, Result};
 pub use self::generator::{
-    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BeamHypothesis,
-    BeamLanguageModel, BeamSearch, Detokenizer, EarlyStopping, FinishReason, GenerateError,
-    GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode, Step, Stream,
-    TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
+    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BatchSpan,
+    BeamHypothesis, BeamLanguageModel, BeamSearch, Detokenizer, EarlyStopping, FinishReason,
+    GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode,
+    Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
 };
 pub use self::generator::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::model::{LanguageModel, RewindableModel};
 pub use self::pipeline::Pipeline;
+pub use self::prefix_cache::PrefixCache;
 pub use self::processor::{LogitsProcessor, LogitsProcessorExt};
 pub use self::rng::{DecodingRng, fresh_seed, rng_from_seed, unit_f64};
 pub use self::sampler::{Sampled, Sampler};

@@ -8,11 +8,25 @@ use crate::TokenId;
 ///
 /// The contract is incremental, so a KV-cached transformer does only new
 /// work: each call passes the tokens appended since the previous call (the
-/// whole prompt on the first call after [`LanguageModel::reset`]), and the
-/// model writes the scores for the position after the last of them into
-/// `logits`, a buffer of exactly [`LanguageModel::vocab_size`] entries that
-/// the caller owns and reuses. The model writes the row once; nothing copies
-/// it again.
+/// whole prompt on the first call after [`LanguageModel::reset`]) together
+/// with the **position** of the first of them (the number of tokens the
+/// sequence held before the call, `0` after a reset), and the model writes
+/// the scores for the position after the last of them into `logits`, a
+/// buffer of exactly [`LanguageModel::vocab_size`] entries that the caller
+/// owns and reuses. The model writes the row once; nothing copies it again.
+///
+/// The position is what a KV-cache engine indexes its cache with (candle's
+/// `index_pos`, llama.cpp's `n_past`): a model may use it instead of
+/// counting its own calls, and may check it against what it holds. The
+/// generator always passes the number of tokens it has fed since the last
+/// reset (or, after a [`RewindableModel::rewind`], since the rewind point).
+/// [`LanguageModel::reset`] is fallible because rebuilding or clearing a
+/// cache can fail (a device allocation, a remote backend).
+///
+/// To keep a KV cache across runs (a chat turn that extends the previous
+/// conversation), wrap a [`RewindableModel`] in a
+/// [`PrefixCache`](crate::PrefixCache): it feeds only what differs from what
+/// the model already holds.
 ///
 /// # Example
 ///
@@ -27,7 +41,7 @@ use crate::TokenId;
 /// impl LanguageModel for Next {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { self.vocab }
-///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         self.last = tokens.last().copied().or(self.last);
 ///         logits.fill(0.0);
 ///         if let Some(t) = self.last {
@@ -35,12 +49,12 @@ use crate::TokenId;
 ///         }
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) { self.last = None; }
+///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = None; Ok(()) }
 /// }
 ///
 /// let mut model = Next { vocab: 8, last: None };
 /// let mut logits = vec![0.0; model.vocab_size()];
-/// model.forward(&[3], &mut logits)?;
+/// model.forward(&[3], 0, &mut logits)?;
 /// assert_eq!(logits[4], 10.0);
 /// # Ok::<(), std::convert::Infallible>(())
 /// ```
@@ -54,17 +68,32 @@ pub trait LanguageModel {
     fn vocab_size(&self) -> usize;
 
     /// Feeds `tokens`, the tokens appended since the previous call (or since
-    /// [`LanguageModel::reset`]), and writes the next position's scores into
-    /// `logits` (length [`LanguageModel::vocab_size`]).
+    /// [`LanguageModel::reset`]), which occupy the positions
+    /// `position..position + tokens.len()` of the sequence, and writes the
+    /// next position's scores into `logits` (length
+    /// [`LanguageModel::vocab_size`]).
     ///
     /// # Errors
     ///
     /// Whatever the model reports (a context longer than it supports, a
-    /// token id out of its range, a failed backend call, ...).
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error>;
+    /// token id out of its range, a position that does not match what it
+    /// holds, a failed backend call, ...).
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error>;
 
-    /// Forgets every cached position: the next call starts a new sequence.
-    fn reset(&mut self);
+    /// Forgets every cached position: the next call starts a new sequence
+    /// at position 0.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model reports (a cache that cannot be rebuilt, ...).
+    /// The generator ends the run with
+    /// [`GenerateError::Model`](crate::GenerateError::Model) at step 0.
+    fn reset(&mut self) -> Result<(), Self::Error>;
 }
 
 /// A [`LanguageModel`] that can score several positions in one call and
@@ -98,7 +127,7 @@ pub trait LanguageModel {
 /// impl LanguageModel for Next {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { self.vocab }
-///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         self.last = tokens.last().copied().or(self.last);
 ///         logits.fill(0.0);
 ///         if let Some(t) = self.last {
@@ -106,7 +135,7 @@ pub trait LanguageModel {
 ///         }
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) { self.last = None; }
+///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = None; Ok(()) }
 /// }
 ///
 /// impl RewindableModel for Next {
@@ -115,7 +144,7 @@ pub trait LanguageModel {
 ///
 /// let mut model = Next { vocab: 8, last: None };
 /// let mut rows = vec![0.0; 2 * model.vocab_size()];
-/// model.forward_all(&[3, 5], &mut rows)?;
+/// model.forward_all(&[3, 5], 0, &mut rows)?;
 /// assert_eq!(rows[4], 10.0);     // row 0: after token 3
 /// assert_eq!(rows[8 + 6], 10.0); // row 1: after token 5
 /// # Ok::<(), std::convert::Infallible>(())
@@ -131,17 +160,23 @@ pub trait RewindableModel: LanguageModel {
     /// each of them, so verifying `k` drafted tokens costs one call. The
     /// default calls [`LanguageModel::forward`] once per token, which is
     /// correct under the incremental contract but does no batching.
+    /// `position` is as in [`LanguageModel::forward`].
     ///
     /// # Errors
     ///
     /// Whatever the model reports.
-    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         let vocab = self.vocab_size();
         if vocab == 0 {
             return Ok(());
         }
-        for (&token, row) in tokens.iter().zip(logits.chunks_exact_mut(vocab)) {
-            self.forward(std::slice::from_ref(&token), row)?;
+        for (i, (&token, row)) in tokens.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
+            self.forward(std::slice::from_ref(&token), position + i, row)?;
         }
         Ok(())
     }

@@ -144,14 +144,20 @@ impl LanguageModel for Cheap {
     fn vocab_size(&self) -> usize {
         50_257
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.last = tokens.last().copied().unwrap_or(self.last);
         step_logits(logits.len(), self.step * 31 + self.last as usize, logits);
         self.step += 1;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.step = 0;
+        Ok(())
     }
 }
 
@@ -246,13 +252,14 @@ impl decoding::BatchLanguageModel for CheapBeams {
         for (entry, row) in input.iter().zip(logits.chunks_exact_mut(50_257)) {
             let (step, last) = self.states[entry.sequence];
             let mut model = Cheap { step, last };
-            model.forward(entry.tokens, row)?;
+            model.forward(entry.tokens, entry.position, row)?;
             self.states[entry.sequence] = (model.step, model.last);
         }
         Ok(())
     }
-    fn reset_sequence(&mut self, sequence: usize) {
+    fn reset_sequence(&mut self, sequence: usize) -> Result<(), Self::Error> {
         self.states[sequence] = (0, 0);
+        Ok(())
     }
 }
 

@@ -756,7 +756,12 @@ impl LanguageModel for Counter {
     fn vocab_size(&self) -> usize {
         8
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.last = tokens.last().copied().or(self.last);
         logits.fill(0.0);
         if let Some(t) = self.last {
@@ -764,8 +769,9 @@ impl LanguageModel for Counter {
         }
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.last = None;
+        Ok(())
     }
 }
 

@@ -104,15 +104,21 @@ impl LanguageModel for Steps {
     fn vocab_size(&self) -> usize {
         8
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.last = *tokens.last().unwrap_or(&self.last);
         logits.fill(0.0);
         logits[(self.last as usize + 1) % 8] = 2.0;
         logits[(self.last as usize + 2) % 8] = 1.0;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.last = 0;
+        Ok(())
     }
 }
 

@@ -40,11 +40,11 @@ use crate::{
 /// impl LanguageModel for Uniform {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { 16 }
-///     fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, _: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         logits.fill(0.0);
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) {}
+///     fn reset(&mut self) -> Result<(), Self::Error> { Ok(()) }
 /// }
 ///
 /// let mut a = Generator::new(Pipeline::new(), Categorical::new(), GenerateOptions::builder(5).seed(1).build()?);
@@ -84,8 +84,14 @@ pub trait BatchLanguageModel {
         logits: &mut [f32],
     ) -> Result<(), Self::Error>;
 
-    /// Forgets every cached position of one sequence.
-    fn reset_sequence(&mut self, sequence: usize);
+    /// Forgets every cached position of one sequence: its next entry starts
+    /// at position 0.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model reports; [`generate_batch`] fails that sequence
+    /// with [`GenerateError::Model`] at step 0.
+    fn reset_sequence(&mut self, sequence: usize) -> Result<(), Self::Error>;
 }
 
 impl<M: LanguageModel> BatchLanguageModel for [M] {
@@ -111,14 +117,15 @@ impl<M: LanguageModel> BatchLanguageModel for [M] {
             else {
                 continue;
             };
-            model.forward(entry.tokens, row)?;
+            model.forward(entry.tokens, entry.position, row)?;
         }
         Ok(())
     }
 
-    fn reset_sequence(&mut self, sequence: usize) {
-        if let Some(model) = self.get_mut(sequence) {
-            model.reset();
+    fn reset_sequence(&mut self, sequence: usize) -> Result<(), Self::Error> {
+        match self.get_mut(sequence) {
+            Some(model) => model.reset(),
+            None => Ok(()),
         }
     }
 }
@@ -142,17 +149,32 @@ impl<M: LanguageModel> BatchLanguageModel for Vec<M> {
         self.as_mut_slice().forward_batch(input, logits)
     }
 
-    fn reset_sequence(&mut self, sequence: usize) {
+    fn reset_sequence(&mut self, sequence: usize) -> Result<(), Self::Error> {
         self.as_mut_slice().reset_sequence(sequence)
     }
 }
 
 /// The input of one batched model call: for each running sequence, its
-/// number and the tokens appended since its previous call.
+/// number, the position of its first new token and the tokens appended since
+/// its previous call.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchInput<'a> {
     tokens: &'a [TokenId],
-    spans: &'a [(usize, usize, usize)],
+    spans: &'a [BatchSpan],
+}
+
+/// Where one entry of a [`BatchInput`] lies in its token buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    /// The sequence (its position in the batch passed to [`generate_batch`]).
+    pub sequence: usize,
+    /// The position of the entry's first new token in its sequence (the
+    /// number of tokens the sequence held before this call).
+    pub position: usize,
+    /// The entry's tokens are `tokens[start..end]` of the input's buffer.
+    pub start: usize,
+    /// See `start`.
+    pub end: usize,
 }
 
 /// One entry of a [`BatchInput`].
@@ -160,26 +182,34 @@ pub struct BatchInput<'a> {
 pub struct BatchEntry<'a> {
     /// The sequence (its position in the batch passed to [`generate_batch`]).
     pub sequence: usize,
+    /// The position of the first of `tokens` in the sequence, as in
+    /// [`LanguageModel::forward`].
+    pub position: usize,
     /// Its new tokens.
     pub tokens: &'a [TokenId],
 }
 
 impl<'a> BatchInput<'a> {
-    /// An input whose entry `j` is sequence `spans[j].0` with the tokens
-    /// `tokens[spans[j].1..spans[j].2]` (a span outside `tokens` reads as
-    /// no token). [`generate_batch`] builds these; the constructor is
-    /// public for driving and testing a [`BatchLanguageModel`] directly.
+    /// An input whose entry `j` is sequence `spans[j].sequence` with the
+    /// tokens `tokens[spans[j].start..spans[j].end]` at `spans[j].position`
+    /// (a span outside `tokens` reads as no token). [`generate_batch`] builds
+    /// these; the constructor is public for driving and testing a
+    /// [`BatchLanguageModel`] directly.
     ///
     /// ```
-    /// use decoding::BatchInput;
+    /// use decoding::{BatchInput, BatchSpan};
     ///
     /// let tokens = [5, 6, 7];
-    /// let spans = [(0, 0, 2), (3, 2, 3)];
+    /// let spans = [
+    ///     BatchSpan { sequence: 0, position: 0, start: 0, end: 2 },
+    ///     BatchSpan { sequence: 3, position: 9, start: 2, end: 3 },
+    /// ];
     /// let input = BatchInput::new(&tokens, &spans);
     /// assert_eq!(input.len(), 2);
-    /// assert_eq!(input.get(1).map(|e| (e.sequence, e.tokens)), Some((3, &[7][..])));
+    /// let entry = input.get(1).unwrap();
+    /// assert_eq!((entry.sequence, entry.position, entry.tokens), (3, 9, &[7][..]));
     /// ```
-    pub fn new(tokens: &'a [TokenId], spans: &'a [(usize, usize, usize)]) -> Self {
+    pub fn new(tokens: &'a [TokenId], spans: &'a [BatchSpan]) -> Self {
         BatchInput { tokens, spans }
     }
 
@@ -195,16 +225,21 @@ impl<'a> BatchInput<'a> {
 
     /// Entry `j`.
     pub fn get(&self, j: usize) -> Option<BatchEntry<'a>> {
-        let &(sequence, start, end) = self.spans.get(j)?;
-        Some(BatchEntry { sequence, tokens: self.tokens.get(start..end)? })
+        let span = self.spans.get(j)?;
+        Some(BatchEntry {
+            sequence: span.sequence,
+            position: span.position,
+            tokens: self.tokens.get(span.start..span.end)?,
+        })
     }
 
     /// The entries, in row order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchEntry<'a>> + 'a {
         let tokens = self.tokens;
-        self.spans.iter().map(move |&(sequence, start, end)| BatchEntry {
-            sequence,
-            tokens: tokens.get(start..end).unwrap_or_default(),
+        self.spans.iter().map(move |span| BatchEntry {
+            sequence: span.sequence,
+            position: span.position,
+            tokens: tokens.get(span.start..span.end).unwrap_or_default(),
         })
     }
 }
@@ -284,15 +319,18 @@ where
     let v = model.vocab_size();
     let mut errors: Vec<Option<GenerateError<B::Error>>> = Vec::with_capacity(sequences.len());
     for (i, s) in sequences.iter_mut().enumerate() {
-        let started = s.generator.prepare(v, s.prompt, s.detokenizer.is_some(), true);
-        if started.is_ok() {
-            model.reset_sequence(i);
-        }
+        let started =
+            s.generator.prepare(v, s.prompt, s.detokenizer.is_some(), true).and_then(|()| {
+                model.reset_sequence(i).map_err(|source| {
+                    s.generator.fail();
+                    GenerateError::Model { step: 0, source }
+                })
+            });
         errors.push(started.err());
     }
 
     let mut tokens: Vec<TokenId> = Vec::new();
-    let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(sequences.len());
+    let mut spans: Vec<BatchSpan> = Vec::with_capacity(sequences.len());
     let mut logits: Vec<f32> = Vec::new();
     loop {
         tokens.clear();
@@ -302,17 +340,17 @@ where
             if errors[i].is_none() && !s.generator.is_over() {
                 let start = tokens.len();
                 tokens.extend_from_slice(s.generator.pending_input());
-                spans.push((i, start, tokens.len()));
+                let position = s.generator.pending_position();
+                spans.push(BatchSpan { sequence: i, position, start, end: tokens.len() });
                 step = s.generator.generated_len();
             }
         }
         if spans.is_empty() {
             break;
         }
-        let fail_all = |sequences: &mut [BatchSequence<'_, P, S>],
-                        spans: &[(usize, usize, usize)]| {
-            for &(i, _, _) in spans {
-                sequences[i].generator.fail();
+        let fail_all = |sequences: &mut [BatchSequence<'_, P, S>], spans: &[BatchSpan]| {
+            for span in spans {
+                sequences[span.sequence].generator.fail();
             }
         };
         let actual = model.vocab_size();
@@ -329,8 +367,8 @@ where
             fail_all(sequences, &spans);
             return Err(GenerateError::Model { step, source });
         }
-        for (j, &(i, _, _)) in spans.iter().enumerate() {
-            let s = &mut sequences[i];
+        for (j, span) in spans.iter().enumerate() {
+            let (i, s) = (span.sequence, &mut sequences[span.sequence]);
             let row = &mut logits[j * v..(j + 1) * v];
             if let Err(e) = s.generator.step_on_row(row, s.detokenizer) {
                 errors[i] = Some(e);

@@ -2,7 +2,7 @@
 //! summed log-probability, scored and stopped as transformers does.
 
 use super::Generator;
-use super::batch::BatchInput;
+use super::batch::{BatchInput, BatchSpan};
 use super::beam_model::BeamLanguageModel;
 use super::beam_options::{BeamSearch, EarlyStopping};
 use crate::{
@@ -195,7 +195,7 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     /// impl LanguageModel for Bigram {
     ///     type Error = std::convert::Infallible;
     ///     fn vocab_size(&self) -> usize { 4 }
-    ///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
     ///         self.last = *tokens.last().unwrap_or(&self.last);
     ///         let p: [f64; 4] = match self.last {
     ///             0 => [0.0, 0.6, 0.4, 0.0],
@@ -205,7 +205,7 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
     ///         for (l, p) in logits.iter_mut().zip(p) { *l = p.ln() as f32; }
     ///         Ok(())
     ///     }
-    ///     fn reset(&mut self) { self.last = 0; }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = 0; Ok(()) }
     /// }
     ///
     /// let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(2));
@@ -261,7 +261,7 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
             return Ok(vec![empty]);
         }
         for j in 0..nb {
-            model.reset_sequence(j);
+            model.reset_sequence(j).map_err(|source| GenerateError::Model { step: 0, source })?;
         }
         let mut run = Run::new(options, search, prompt, v);
         let processor = &mut self.processor;
@@ -308,7 +308,7 @@ struct Run<'o> {
     /// Whether every kept candidate of the latest step ended.
     all_ended: bool,
     tokens: Vec<TokenId>,
-    spans: Vec<(usize, usize, usize)>,
+    spans: Vec<BatchSpan>,
     /// Beam sampling: the processed rows of the step (`fed × n`, each
     /// written out by [`Scores::checked_dense`]), the weights of every
     /// continuation, and the draws.
@@ -386,11 +386,17 @@ impl<'o> Run<'o> {
         self.spans.clear();
         if step == 0 {
             self.tokens.extend_from_slice(&self.running[0].tokens);
-            self.spans.push((0, 0, self.tokens.len()));
+            self.spans.push(BatchSpan {
+                sequence: 0,
+                position: 0,
+                start: 0,
+                end: self.tokens.len(),
+            });
         } else {
             for (j, beam) in self.running.iter().enumerate() {
-                self.tokens.push(beam.tokens[beam.tokens.len() - 1]);
-                self.spans.push((j, j, j + 1));
+                let position = beam.tokens.len() - 1;
+                self.tokens.push(beam.tokens[position]);
+                self.spans.push(BatchSpan { sequence: j, position, start: j, end: j + 1 });
             }
         }
         let width = self.spans.len() * self.v;

@@ -37,12 +37,12 @@ use crate::{BatchLanguageModel, LanguageModel};
 /// impl LanguageModel for Echo {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { 4 }
-///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         self.seen.extend_from_slice(tokens);
 ///         logits.fill(0.0);
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) { self.seen.clear(); }
+///     fn reset(&mut self) -> Result<(), Self::Error> { self.seen.clear(); Ok(()) }
 /// }
 ///
 /// let mut beams = vec![Echo { seen: vec![1] }, Echo { seen: vec![2] }, Echo { seen: vec![3] }];

@@ -17,7 +17,8 @@ mod stream;
 mod text;
 
 pub use self::batch::{
-    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, generate_batch,
+    BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BatchSpan,
+    generate_batch,
 };
 pub use self::beam::BeamHypothesis;
 pub use self::beam_model::BeamLanguageModel;
@@ -95,7 +96,7 @@ use crate::{LanguageModel, LogitsProcessor, Pipeline, Sampler, TokenId};
 /// impl LanguageModel for Toy {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { VOCAB.len() }
-///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         self.last = tokens.last().copied().or(self.last);
 ///         logits.fill(0.0);
 ///         if let Some(t) = self.last {
@@ -103,7 +104,7 @@ use crate::{LanguageModel, LogitsProcessor, Pipeline, Sampler, TokenId};
 ///         }
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) { self.last = None; }
+///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = None; Ok(()) }
 /// }
 ///
 /// let prompt = [0, 1, 2, 3]; // "My favourite movie is"
@@ -298,7 +299,10 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     {
         let vocab = model.vocab_size();
         self.prepare(vocab, prompt, detokenizer.is_some(), collect)?;
-        model.reset();
+        if let Err(source) = model.reset() {
+            self.seq.fail();
+            return Err(GenerateError::Model { step: 0, source });
+        }
         // The model writes the whole row at every call; no need to clear it.
         self.row.resize(vocab, 0.0);
         Ok(())
@@ -340,7 +344,8 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
                 actual,
             }));
         }
-        if let Err(source) = model.forward(self.seq.pending_input(), &mut self.row) {
+        let position = self.seq.fed_len();
+        if let Err(source) = model.forward(self.seq.pending_input(), position, &mut self.row) {
             self.seq.fail();
             return Some(Err(GenerateError::Model { step, source }));
         }
@@ -386,13 +391,13 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     /// impl LanguageModel for Toy {
     ///     type Error = std::convert::Infallible;
     ///     fn vocab_size(&self) -> usize { 8 }
-    ///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
     ///         self.last = *tokens.last().unwrap_or(&self.last);
     ///         logits.fill(0.0);
     ///         logits[(self.last as usize + 1) % 8] = 2.0;
     ///         Ok(())
     ///     }
-    ///     fn reset(&mut self) { self.last = 0; }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = 0; Ok(()) }
     /// }
     ///
     /// let options = GenerateOptions::builder(6).seed(3).build()?;
@@ -402,7 +407,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     /// generator.begin::<std::convert::Infallible>(8, &[1, 2], false)?;
     /// let mut tokens = Vec::new();
     /// while generator.is_running() {
-    ///     model.forward(generator.pending_input(), &mut row)?;
+    ///     model.forward(generator.pending_input(), generator.pending_position(), &mut row)?;
     ///     tokens.push(generator.step_row::<std::convert::Infallible>(&mut row, None)?.token);
     /// }
     /// // The same tokens as the generator's own loop:
@@ -430,6 +435,13 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     /// first step, then the id the latest step generated.
     pub fn pending_input(&self) -> &[TokenId] {
         self.seq.pending_input()
+    }
+
+    /// The position of the first id of [`Generator::pending_input`] in the
+    /// sequence (the number of ids the model has been fed): what
+    /// [`LanguageModel::forward`] takes with them.
+    pub fn pending_position(&self) -> usize {
+        self.seq.fed_len()
     }
 
     /// One step of a run started by [`Generator::begin`], on the model's

@@ -153,6 +153,12 @@ impl Sequence {
         &self.tokens[self.fed..]
     }
 
+    /// How many ids the model has been fed: the position of the first
+    /// pending one.
+    pub(crate) fn fed_len(&self) -> usize {
+        self.fed
+    }
+
     /// The run's random number generator, for draws a driver makes outside
     /// [`Sequence::step`] (speculative drafting).
     pub(crate) fn rng_mut(&mut self) -> &mut DecodingRng {

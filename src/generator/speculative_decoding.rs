@@ -304,7 +304,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     /// impl LanguageModel for Next {
     ///     type Error = std::convert::Infallible;
     ///     fn vocab_size(&self) -> usize { 8 }
-    ///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
     ///         self.last = tokens.last().copied().or(self.last);
     ///         logits.fill(0.0);
     ///         if let Some(t) = self.last {
@@ -312,7 +312,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     ///         }
     ///         Ok(())
     ///     }
-    ///     fn reset(&mut self) { self.last = None; }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = None; Ok(()) }
     /// }
     ///
     /// impl RewindableModel for Next {
@@ -390,8 +390,14 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             self.seq.fail();
             return Err(GenerateError::DraftVocabMismatch { expected, actual: draft_vocab });
         }
-        target.reset();
-        draft.reset();
+        if let Err(source) = target.reset() {
+            self.seq.fail();
+            return Err(GenerateError::Model { step: 0, source });
+        }
+        if let Err(e) = draft.reset() {
+            self.seq.fail();
+            return Err(GenerateError::DraftModel { step: 0, source: Box::new(e) });
+        }
 
         let max_new = self.options.max_new_tokens();
         let most = speculative.draft_tokens().min(max_new.saturating_sub(1)).min(ROWS_UP_FRONT);
@@ -460,7 +466,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             let step = generated + drafted;
             grow(draft_rows, (drafted + 1) * vocab.draft);
             let row = &mut draft_rows[drafted * vocab.draft..(drafted + 1) * vocab.draft];
-            if let Err(e) = draft.forward(&history[fed.draft..], row) {
+            if let Err(e) = draft.forward(&history[fed.draft..], fed.draft, row) {
                 seq.fail();
                 return Err(GenerateError::DraftModel { step, source: Box::new(e) });
             }
@@ -506,17 +512,17 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         let rows = &mut target_rows[..(drafted + 1) * vocab.target];
         let scored = if lead == 1 {
             stats.target_calls += 1;
-            target.forward_all(feed, rows)
+            target.forward_all(feed, fed.target, rows)
         } else {
             // The prompt: only its last row is needed.
             let (first, rest) = rows.split_at_mut(vocab.target);
             stats.target_calls += 1;
-            target.forward(&feed[..lead], first).and_then(|()| {
+            target.forward(&feed[..lead], fed.target, first).and_then(|()| {
                 if drafted == 0 {
                     return Ok(());
                 }
                 stats.target_calls += 1;
-                target.forward_all(&feed[lead..], rest)
+                target.forward_all(&feed[lead..], fed.target + lead, rest)
             })
         };
         if let Err(source) = scored {

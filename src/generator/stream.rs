@@ -34,13 +34,13 @@ use crate::{
 /// impl LanguageModel for Counter {
 ///     type Error = std::convert::Infallible;
 ///     fn vocab_size(&self) -> usize { self.vocab }
-///     fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 ///         self.last = *tokens.last().unwrap_or(&self.last);
 ///         logits.fill(0.0);
 ///         logits[(self.last as usize + 1) % self.vocab] = 5.0;
 ///         Ok(())
 ///     }
-///     fn reset(&mut self) { self.last = 0; }
+///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = 0; Ok(()) }
 /// }
 ///
 /// let vocab = ["a", "b", "c", "d", "\n"];

@@ -165,9 +165,16 @@ impl decoding::LanguageModel for Fixed {
     fn vocab_size(&self) -> usize {
         self.0.len()
     }
-    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.copy_from_slice(&self.0);
         Ok(())
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }

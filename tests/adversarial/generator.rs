@@ -64,7 +64,12 @@ impl LanguageModel for Scripted {
             _ => self.vocab,
         }
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Failed> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Failed> {
         let call = self.fed.len();
         self.fed.push(tokens.to_vec());
         match self.calls.get(call) {
@@ -78,8 +83,9 @@ impl LanguageModel for Scripted {
         }
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.fed.clear();
+        Ok(())
     }
 }
 

@@ -113,9 +113,10 @@ impl BatchLanguageModel for BatchedBigram {
         }
         Ok(())
     }
-    fn reset_sequence(&mut self, sequence: usize) {
+    fn reset_sequence(&mut self, sequence: usize) -> Result<(), Self::Error> {
         self.last[sequence] = None;
         self.resets.push(sequence);
+        Ok(())
     }
 }
 

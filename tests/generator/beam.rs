@@ -43,13 +43,19 @@ impl LanguageModel for Hashed {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.history.extend_from_slice(tokens);
         logits.copy_from_slice(&Self::scores(&self.history, self.vocab));
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.history.clear();
+        Ok(())
     }
 }
 
@@ -264,7 +270,12 @@ impl LanguageModel for NanLater {
     fn vocab_size(&self) -> usize {
         3
     }
-    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.calls += 1;
         logits.copy_from_slice(&[0.0, 1.0, 2.0]);
         if self.calls > 1 {
@@ -272,8 +283,9 @@ impl LanguageModel for NanLater {
         }
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls = 0;
+        Ok(())
     }
 }
 
@@ -296,11 +308,18 @@ impl LanguageModel for Masked {
     fn vocab_size(&self) -> usize {
         3
     }
-    fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.copy_from_slice(&[0.0, f32::NEG_INFINITY, 1.0]);
         Ok(())
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// `-inf / inf` is NaN, whose sign (and so its rank under a total order)

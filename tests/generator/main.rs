@@ -10,6 +10,7 @@ mod errors;
 mod limits;
 mod logprobs;
 mod models;
+mod prefix_cache;
 mod seeds;
 mod speculative;
 mod stability;

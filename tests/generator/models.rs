@@ -22,6 +22,8 @@ impl std::error::Error for ModelError {}
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Calls {
     pub forwards: Vec<Vec<TokenId>>,
+    /// The position passed with each call of `forwards`.
+    pub positions: Vec<usize>,
     pub resets: usize,
 }
 
@@ -43,13 +45,19 @@ impl<M: LanguageModel> LanguageModel for Recorder<M> {
     fn vocab_size(&self) -> usize {
         self.inner.vocab_size()
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.calls.forwards.push(tokens.to_vec());
-        self.inner.forward(tokens, logits)
+        self.calls.positions.push(position);
+        self.inner.forward(tokens, position, logits)
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls.resets += 1;
-        self.inner.reset();
+        self.inner.reset()
     }
 }
 
@@ -85,14 +93,20 @@ impl LanguageModel for Bigram {
     fn vocab_size(&self) -> usize {
         self.table.len()
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.last = tokens.last().copied().or(self.last);
         let last = self.last.unwrap_or(0) as usize;
         logits.copy_from_slice(&self.table[last]);
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.last = None;
+        Ok(())
     }
 }
 
@@ -124,7 +138,12 @@ impl LanguageModel for Script {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.fill(0.0);
         if let Some(&t) = self.script.get(self.pos) {
             logits[t as usize] = 10.0;
@@ -132,8 +151,9 @@ impl LanguageModel for Script {
         self.pos += 1;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.pos = 0;
+        Ok(())
     }
 }
 
@@ -146,11 +166,18 @@ impl LanguageModel for FixedRow {
     fn vocab_size(&self) -> usize {
         self.0.len()
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.copy_from_slice(&self.0);
         Ok(())
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 impl RewindableModel for FixedRow {
@@ -179,7 +206,12 @@ impl LanguageModel for NanFrom {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         if self.calls >= self.from {
             logits.fill(f32::NAN);
         } else {
@@ -188,8 +220,9 @@ impl LanguageModel for NanFrom {
         self.calls += 1;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls = 0;
+        Ok(())
     }
 }
 
@@ -213,19 +246,27 @@ impl LanguageModel for FailOn {
     fn vocab_size(&self) -> usize {
         self.inner.vocab_size()
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.calls += 1;
         if self.calls == self.fail_at {
             return Err(ModelError { call: self.calls });
         }
-        match self.inner.forward(tokens, logits) {
+        match self.inner.forward(tokens, position, logits) {
             Ok(()) => Ok(()),
             Err(never) => match never {},
         }
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls = 0;
-        self.inner.reset();
+        match self.inner.reset() {
+            Ok(()) => Ok(()),
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -244,14 +285,21 @@ impl LanguageModel for Padded {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         for (i, x) in logits.iter_mut().enumerate() {
             *x = if i < self.tokens { ((i * 31) % 97) as f32 / 50.0 } else { f32::NAN };
         }
         logits[self.hot] = 100.0;
         Ok(())
     }
-    fn reset(&mut self) {}
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// Reports a vocabulary one smaller from its `shrink_at`-th call (0-based).
@@ -273,13 +321,19 @@ impl LanguageModel for Shrinking {
     fn vocab_size(&self) -> usize {
         if self.calls >= self.shrink_at { self.vocab - 1 } else { self.vocab }
     }
-    fn forward(&mut self, _tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        _tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         logits.fill(0.0);
         self.calls += 1;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls = 0;
+        Ok(())
     }
 }
 

@@ -102,7 +102,12 @@ impl LanguageModel for Contextual {
     fn vocab_size(&self) -> usize {
         self.vocab
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         assert!(!tokens.is_empty(), "empty feed");
         assert_eq!(logits.len(), self.vocab);
         self.count_call()?;
@@ -110,14 +115,20 @@ impl LanguageModel for Contextual {
         self.write_row(logits);
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.held.clear();
         self.calls = 0;
+        Ok(())
     }
 }
 
 impl RewindableModel for Contextual {
-    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         assert!(!tokens.is_empty(), "empty feed");
         assert_eq!(logits.len(), tokens.len() * self.vocab);
         self.count_call()?;
@@ -434,15 +445,15 @@ fn a_stateful_processor_sees_the_rows_and_accepts_of_a_plain_run() {
         let mut history = prompt.to_vec();
         let mut row = vec![0.0; V];
         let mut live = Vec::new();
-        model.forward(&prompt, &mut row).unwrap();
+        model.forward(&prompt, 0, &mut row).unwrap();
         for &token in &out.tokens {
             let ctx = Context::new(&history, prompt.len()).unwrap();
             let mut scores = decoding::Scores::new(&mut row, &mut live);
             replay.process(&ctx, &mut scores).unwrap();
             assert!(scores.get(token).unwrap() > NEG, "token {token} was not allowed");
             replay.accept(token);
+            model.forward(&[token], history.len(), &mut row).unwrap();
             history.push(token);
-            model.forward(&[token], &mut row).unwrap();
         }
         assert_eq!(generator.processor().1.mu(), replay.1.mu(), "seed {seed}");
     }

@@ -653,7 +653,12 @@ impl LanguageModel for FuzzModel {
     fn vocab_size(&self) -> usize {
         self.vocab_at(self.calls)
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), ModelFailed> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), ModelFailed> {
         let call = self.calls;
         self.calls += 1;
         self.forwards.push(tokens.to_vec());
@@ -669,10 +674,11 @@ impl LanguageModel for FuzzModel {
         self.rows.push(logits.to_vec());
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.calls = 0;
         self.forwards.clear();
         self.rows.clear();
+        Ok(())
     }
 }
 

@@ -83,10 +83,20 @@ impl BatchLanguageModel for Gpt2Beams {
     ///
     /// # Errors
     ///
-    /// Those of [`Gpt2`]'s `forward`, and [`Gpt2Error::SequenceOutOfRange`]
-    /// for an entry whose sequence has no cache.
+    /// Those of [`Gpt2`]'s `forward`, [`Gpt2Error::SequenceOutOfRange`]
+    /// for an entry whose sequence has no cache, and
+    /// [`Gpt2Error::PositionMismatch`] for an entry whose position is not
+    /// the length of its sequence's cache.
     fn forward_batch(&mut self, input: &BatchInput<'_>, logits: &mut [f32]) -> Result<()> {
         let v = self.model.vocab_size();
+        for entry in input.iter() {
+            if let Some(cache) = self.caches.get(entry.sequence)
+                && cache.len != entry.position
+            {
+                let (position, cached) = (entry.position, cache.len);
+                return Err(Gpt2Error::PositionMismatch { position, cached });
+            }
+        }
         let distinct = |j: usize, s: usize| input.iter().take(j).all(|e| e.sequence != s);
         let one_each = input.len() > 1
             && input
@@ -105,17 +115,18 @@ impl BatchLanguageModel for Gpt2Beams {
                 .get_mut(entry.sequence)
                 .ok_or(Gpt2Error::SequenceOutOfRange { sequence: entry.sequence, sequences })?;
             std::mem::swap(&mut self.model.cache, cache);
-            let result = self.model.forward(entry.tokens, row);
+            let result = self.model.forward(entry.tokens, entry.position, row);
             std::mem::swap(&mut self.model.cache, cache);
             result?;
         }
         Ok(())
     }
 
-    fn reset_sequence(&mut self, sequence: usize) {
+    fn reset_sequence(&mut self, sequence: usize) -> Result<()> {
         if let Some(cache) = self.caches.get_mut(sequence) {
             cache.len = 0;
         }
+        Ok(())
     }
 }
 

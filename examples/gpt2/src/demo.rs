@@ -142,9 +142,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> 
 }
 
 fn first_step(model: &mut Gpt2, prompt: &[TokenId]) -> Result<Vec<f32>, crate::Gpt2Error> {
-    model.reset();
+    model.reset()?;
     let mut logits = vec![0.0; model.vocab_size()];
-    model.forward(prompt, &mut logits)?;
+    model.forward(prompt, 0, &mut logits)?;
     Ok(logits)
 }
 

@@ -120,6 +120,16 @@ pub enum Gpt2Error {
         max: usize,
     },
 
+    /// A call's position is not the number of positions the cache holds
+    /// (the caller and the model disagree on the sequence so far).
+    #[error("the new tokens start at position {position}, but the cache holds {cached}")]
+    PositionMismatch {
+        /// The position the caller passed.
+        position: usize,
+        /// The positions in the cache.
+        cached: usize,
+    },
+
     /// A token id is outside the model's or the tokenizer's vocabulary.
     #[error("token id {token} is outside the vocabulary of {vocab} tokens")]
     TokenOutOfRange {

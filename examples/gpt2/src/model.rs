@@ -237,6 +237,14 @@ impl Gpt2 {
         self.config.n_positions
     }
 
+    /// Checks that new tokens at `position` continue the cache.
+    fn check_position(&self, position: usize) -> Result<()> {
+        if position != self.cache.len {
+            return Err(Gpt2Error::PositionMismatch { position, cached: self.cache.len });
+        }
+        Ok(())
+    }
+
     fn check(&self, tokens: &[TokenId], logits: &[f32]) -> Result<()> {
         let vocab = self.config.vocab_size;
         if logits.len() != vocab {
@@ -385,9 +393,12 @@ impl LanguageModel for Gpt2 {
     /// # Errors
     ///
     /// [`Gpt2Error::EmptyInput`], [`Gpt2Error::TokenOutOfRange`],
-    /// [`Gpt2Error::ContextOverflow`] (more than `n_positions` in all) or
-    /// [`Gpt2Error::LogitsLength`]. The cache is untouched on error.
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<()> {
+    /// [`Gpt2Error::ContextOverflow`] (more than `n_positions` in all),
+    /// [`Gpt2Error::PositionMismatch`] (`position` is not the number of
+    /// cached positions) or [`Gpt2Error::LogitsLength`]. The cache is
+    /// untouched on error.
+    fn forward(&mut self, tokens: &[TokenId], position: usize, logits: &mut [f32]) -> Result<()> {
+        self.check_position(position)?;
         self.check(tokens, logits)?;
         let mut last = 0;
         for chunk in tokens.chunks(CHUNK) {
@@ -398,8 +409,9 @@ impl LanguageModel for Gpt2 {
         Ok(())
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.cache.len = 0;
+        Ok(())
     }
 }
 
@@ -417,7 +429,13 @@ impl decoding::RewindableModel for Gpt2 {
     /// As [`forward`](LanguageModel::forward); [`Gpt2Error::LogitsLength`]
     /// when `logits` does not hold `tokens.len()` rows. The cache is
     /// untouched on error.
-    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<()> {
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<()> {
+        self.check_position(position)?;
         if tokens.is_empty() && logits.is_empty() {
             return Ok(());
         }

@@ -181,8 +181,8 @@ fn a_hypothesis_is_what_the_model_scores_it() {
     let mut model = tiny();
     let mut logits = vec![0.0; model.vocab_size()];
     for hypothesis in &out {
-        model.reset();
-        model.forward(&case.prompt_ids, &mut logits).unwrap();
+        model.reset().unwrap();
+        model.forward(&case.prompt_ids, 0, &mut logits).unwrap();
         for (k, (&token, &score)) in
             hypothesis.tokens.iter().zip(&hypothesis.token_scores).enumerate()
         {
@@ -190,7 +190,7 @@ fn a_hypothesis_is_what_the_model_scores_it() {
             let z: f64 = logits.iter().map(|&x| f64::from(x - m).exp()).sum();
             let expected = f64::from(logits[token as usize] - m) - z.ln();
             assert!((f64::from(score) - expected).abs() < 1e-5, "token {k}: {score} vs {expected}");
-            model.forward(&[token], &mut logits).unwrap();
+            model.forward(&[token], case.prompt_ids.len() + k, &mut logits).unwrap();
         }
     }
 }
@@ -223,16 +223,20 @@ fn a_batched_step_gives_each_sequence_the_bits_of_a_lone_model() {
         let mut alone = Vec::new();
         for (i, history) in histories.iter().enumerate() {
             let mut model = tiny();
-            model.forward(history, &mut scratch).unwrap();
+            model.forward(history, 0, &mut scratch).unwrap();
             let mut row = vec![0.0; v];
-            model.forward(&[next[i]], &mut row).unwrap();
+            model.forward(&[next[i]], history.len(), &mut row).unwrap();
             alone.push(row);
             // The prompts go in one at a time.
-            let input = [BatchEntry { sequence: i, tokens: history }];
+            let input = [BatchEntry { sequence: i, position: 0, tokens: history }];
             run_batch(&mut beams, &input, &mut scratch);
         }
         let input: Vec<BatchEntry<'_>> = (0..3)
-            .map(|i| BatchEntry { sequence: i, tokens: std::slice::from_ref(&next[i]) })
+            .map(|i| BatchEntry {
+                sequence: i,
+                position: histories[i].len(),
+                tokens: std::slice::from_ref(&next[i]),
+            })
             .collect();
         let mut rows = vec![0.0; 3 * v];
         run_batch(&mut beams, &input, &mut rows);
@@ -251,7 +255,8 @@ fn a_batched_step_gives_each_sequence_the_bits_of_a_lone_model() {
         for e in entries {
             let start = tokens.len();
             tokens.extend_from_slice(e.tokens);
-            spans.push((e.sequence, start, tokens.len()));
+            let (sequence, position, end) = (e.sequence, e.position, tokens.len());
+            spans.push(decoding::BatchSpan { sequence, position, start, end });
         }
         let input = decoding::BatchInput::new(&tokens, &spans);
         beams.forward_batch(&input, logits).unwrap();

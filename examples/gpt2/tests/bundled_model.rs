@@ -41,10 +41,10 @@ fn heldout_perplexity_matches_the_training_report_and_beats_unigram() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        model.reset();
+        model.reset().unwrap();
         for i in 0..ids.len() - 1 {
             // Incremental: one new token per call, the KV cache holds the rest.
-            model.forward(&ids[i..=i], &mut logits).unwrap();
+            model.forward(&ids[i..=i], i, &mut logits).unwrap();
             nll -= log_prob(&logits, ids[i + 1] as usize);
             predicted += 1;
         }

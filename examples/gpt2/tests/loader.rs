@@ -111,7 +111,7 @@ fn published(
 fn logits_of(dir: &Path, prompt: &[u32]) -> Result<Vec<f32>, Gpt2Error> {
     let mut model = Gpt2::from_dir(dir)?;
     let mut logits = vec![0.0; model.vocab_size()];
-    model.forward(prompt, &mut logits)?;
+    model.forward(prompt, 0, &mut logits)?;
     Ok(logits)
 }
 
@@ -261,26 +261,30 @@ fn forward_rejects_bad_calls_without_touching_the_cache() {
     let mut model = Gpt2::from_dir(&saved_dir()).unwrap();
     let n_positions = model.config().n_positions;
     let mut logits = vec![0.0; 1000];
-    assert!(matches!(model.forward(&[], &mut logits), Err(Gpt2Error::EmptyInput)));
+    assert!(matches!(model.forward(&[], 0, &mut logits), Err(Gpt2Error::EmptyInput)));
     assert!(matches!(
-        model.forward(&[1000], &mut logits),
+        model.forward(&[1000], 0, &mut logits),
         Err(Gpt2Error::TokenOutOfRange { token: 1000, vocab: 1000 })
     ));
     assert!(matches!(
-        model.forward(&[1], &mut [0.0; 999]),
+        model.forward(&[1], 0, &mut [0.0; 999]),
         Err(Gpt2Error::LogitsLength { expected: 1000, found: 999 })
     ));
     let long = vec![7; n_positions];
-    model.forward(&long, &mut logits).unwrap();
+    assert!(matches!(
+        model.forward(&[1], 3, &mut logits),
+        Err(Gpt2Error::PositionMismatch { position: 3, cached: 0 })
+    ));
+    model.forward(&long, 0, &mut logits).unwrap();
     let full = logits.clone();
     assert!(matches!(
-        model.forward(&[7], &mut logits),
+        model.forward(&[7], n_positions, &mut logits),
         Err(Gpt2Error::ContextOverflow { needed: 41, max: 40 })
     ));
     assert_eq!(model.position(), n_positions);
-    model.reset();
+    model.reset().unwrap();
     assert_eq!(model.position(), 0);
-    model.forward(&long, &mut logits).unwrap();
+    model.forward(&long, 0, &mut logits).unwrap();
     assert_eq!(logits, full);
 }
 

@@ -24,16 +24,16 @@ fn argmax(row: &[f32]) -> u32 {
 /// Greedy decoding with the cache: the prompt once, then one token a step.
 /// Returns the ids and every step's logits.
 fn greedy_cached(model: &mut Gpt2, prompt: &[u32], steps: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
-    model.reset();
+    model.reset().unwrap();
     let mut logits = vec![0.0; model.vocab_size()];
-    model.forward(prompt, &mut logits).unwrap();
+    model.forward(prompt, 0, &mut logits).unwrap();
     let (mut ids, mut rows) = (Vec::new(), Vec::new());
     for _ in 0..steps {
         let next = argmax(&logits);
         rows.push(logits.clone());
         ids.push(next);
         if ids.len() < steps {
-            model.forward(&[next], &mut logits).unwrap();
+            model.forward(&[next], prompt.len() + ids.len() - 1, &mut logits).unwrap();
         }
     }
     (ids, rows)
@@ -49,9 +49,9 @@ fn tiny_gpt2_in_the_published_layout_matches_transformers() {
     for (i, case) in fixture.tiny_gpt2.cases.iter().enumerate() {
         assert_eq!(tokenizer.encode(&case.prompt).unwrap(), case.prompt_ids, "{:?}", case.prompt);
 
-        model.reset();
+        model.reset().unwrap();
         let mut logits = vec![0.0; model.vocab_size()];
-        model.forward(&case.prompt_ids, &mut logits).unwrap();
+        model.forward(&case.prompt_ids, 0, &mut logits).unwrap();
         let diff = max_abs_diff(&logits, &expected_logits(i));
         assert!(diff < 1e-4, "prompt {i}: last-position logits differ by {diff}");
 
@@ -76,18 +76,18 @@ fn cached_and_uncached_runs_are_bit_identical() {
     let mut sequence = case.prompt_ids.clone();
     for (step, cached) in cached_rows.iter().enumerate() {
         // The whole prefix again, from an empty cache.
-        model.reset();
-        model.forward(&sequence, &mut logits).unwrap();
+        model.reset().unwrap();
+        model.forward(&sequence, 0, &mut logits).unwrap();
         assert_eq!(&logits, cached, "step {step}");
         sequence.push(ids[step]);
     }
     // Fed in uneven pieces (tests/kernel_paths.rs crosses the prefill chunk).
-    model.reset();
-    model.forward(&sequence[..45], &mut logits).unwrap();
+    model.reset().unwrap();
+    model.forward(&sequence[..45], 0, &mut logits).unwrap();
     let mut pieces = logits.clone();
-    model.reset();
-    for part in sequence[..45].chunks(7) {
-        model.forward(part, &mut pieces).unwrap();
+    model.reset().unwrap();
+    for (i, part) in sequence[..45].chunks(7).enumerate() {
+        model.forward(part, 7 * i, &mut pieces).unwrap();
     }
     assert_eq!(logits, pieces);
 }
@@ -113,7 +113,7 @@ fn save_pretrained_layout_matches_transformers() {
     assert!(model.config().scale_attn_by_inverse_layer_idx);
     assert_eq!(model.config().n_inner, 40);
     let mut logits = vec![0.0; model.vocab_size()];
-    model.forward(&saved.prompt_ids, &mut logits).unwrap();
+    model.forward(&saved.prompt_ids, 0, &mut logits).unwrap();
     let diff = max_abs_diff(&logits, &saved.last_logits);
     assert!(diff < 1e-4, "logits differ by {diff}");
     let (ids, _) = greedy_cached(&mut model, &saved.prompt_ids, saved.greedy_ids.len());
@@ -143,7 +143,7 @@ fn the_generator_reproduces_transformers_greedy_ids_and_text() {
 
 #[test]
 fn threads_do_not_change_the_logits_of_prompts_and_batched_beams() {
-    use decoding::{BatchInput, BatchLanguageModel};
+    use decoding::{BatchInput, BatchLanguageModel, BatchSpan};
     use gpt2::Gpt2Beams;
 
     // The bundled model's MLP is 256 wide: wide enough for its products to
@@ -156,19 +156,21 @@ fn threads_do_not_change_the_logits_of_prompts_and_batched_beams() {
         assert!(model.config().n_inner >= 256);
         let v = model.vocab_size();
         let mut rows = vec![0.0; v];
-        model.forward(&prompt, &mut rows).unwrap();
+        model.forward(&prompt, 0, &mut rows).unwrap();
         let mut step = vec![0.0; v];
-        model.forward(&[262], &mut step).unwrap();
+        model.forward(&[262], prompt.len(), &mut step).unwrap();
         rows.extend_from_slice(&step);
 
         let mut beams = Gpt2Beams::new(Gpt2::from_dir(&dir).unwrap().with_threads(threads), 3);
         let mut scratch = vec![0.0; v];
         for s in 0..3 {
-            let spans = [(s, 0, prompt.len() - s)];
+            let spans = [BatchSpan { sequence: s, position: 0, start: 0, end: prompt.len() - s }];
             beams.forward_batch(&BatchInput::new(&prompt, &spans), &mut scratch).unwrap();
         }
         let next = [11u32, 290, 262];
-        let spans = [(0, 0, 1), (1, 1, 2), (2, 2, 3)];
+        let spans: Vec<BatchSpan> = (0..3)
+            .map(|s| BatchSpan { sequence: s, position: prompt.len() - s, start: s, end: s + 1 })
+            .collect();
         let mut batched = vec![0.0; 3 * v];
         beams.forward_batch(&BatchInput::new(&next, &spans), &mut batched).unwrap();
         rows.extend_from_slice(&batched);

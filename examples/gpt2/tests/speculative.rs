@@ -51,19 +51,29 @@ impl LanguageModel for Biased {
     fn vocab_size(&self) -> usize {
         self.inner.vocab_size()
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
-        self.inner.forward(tokens, logits)?;
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
+        self.inner.forward(tokens, position, logits)?;
         self.perturb(logits);
         Ok(())
     }
-    fn reset(&mut self) {
-        self.inner.reset();
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.inner.reset()
     }
 }
 
 impl RewindableModel for Biased {
-    fn forward_all(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
-        self.inner.forward_all(tokens, logits)?;
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
+        self.inner.forward_all(tokens, position, logits)?;
         self.perturb(logits);
         Ok(())
     }
@@ -86,18 +96,18 @@ fn forward_all_rows_equal_one_by_one_forward_rows_bit_for_bit() {
 
     // One by one, after the prompt.
     let mut row = vec![0.0; v];
-    model.forward(&prompt, &mut row).unwrap();
+    model.forward(&prompt, 0, &mut row).unwrap();
     let mut expected = Vec::with_capacity(tokens.len() * v);
     for &t in &tokens {
-        model.forward(&[t], &mut row).unwrap();
+        model.forward(&[t], model.position(), &mut row).unwrap();
         expected.extend_from_slice(&row);
     }
 
     // All at once, after the same prompt.
-    model.reset();
-    model.forward(&prompt, &mut row).unwrap();
+    model.reset().unwrap();
+    model.forward(&prompt, 0, &mut row).unwrap();
     let mut rows = vec![0.0; tokens.len() * v];
-    model.forward_all(&tokens, &mut rows).unwrap();
+    model.forward_all(&tokens, prompt.len(), &mut rows).unwrap();
     assert_eq!(bits(&rows), bits(&expected));
     assert_eq!(model.position(), prompt.len() + tokens.len());
 
@@ -105,15 +115,21 @@ fn forward_all_rows_equal_one_by_one_forward_rows_bit_for_bit() {
     model.rewind(prompt.len() + 10).unwrap();
     assert_eq!(model.position(), prompt.len() + 10);
     let mut rest = vec![0.0; 30 * v];
-    model.forward_all(&tokens[10..], &mut rest).unwrap();
+    model.forward_all(&tokens[10..], prompt.len() + 10, &mut rest).unwrap();
     assert_eq!(bits(&rest), bits(&expected[10 * v..]));
     // A rewind past the end changes nothing.
     model.rewind(10_000).unwrap();
     assert_eq!(model.position(), prompt.len() + tokens.len());
 
     // Wrong buffer sizes are errors, and leave the cache alone.
-    assert!(model.forward_all(&tokens[..2], &mut rest[..v]).is_err());
-    assert!(model.forward_all(&[], &mut []).is_ok());
+    let at = model.position();
+    assert!(model.forward_all(&tokens[..2], at, &mut rest[..v]).is_err());
+    assert!(model.forward_all(&[], at, &mut []).is_ok());
+    // So is a position that does not continue the cache.
+    let err = model.forward(&tokens[..1], at - 1, &mut row).unwrap_err();
+    assert!(
+        matches!(err, gpt2::Gpt2Error::PositionMismatch { position, cached } if position == at - 1 && cached == at)
+    );
     assert_eq!(model.position(), prompt.len() + tokens.len());
 }
 
