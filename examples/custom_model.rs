@@ -3,8 +3,8 @@
 //! The model here is a word-level bigram model counted from a short text:
 //! small enough to read in a minute, but it has what the generator
 //! asks of any model: a vocabulary size, a `forward` that is fed only the
-//! tokens appended since its last call (a transformer would extend its KV
-//! cache there) and writes the next position's logits, and a `reset`. The
+//! tokens appended since its last call and their position (a transformer would
+//! extend its KV cache there) and writes the next position's logits, and a `reset`. The
 //! run streams text as it is produced, stops at a stop string, and reports
 //! each token's log-probability.
 //!
@@ -53,7 +53,12 @@ impl LanguageModel for Bigram {
         self.log_probs.len()
     }
 
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         // Only the new tokens arrive: the whole prompt first, then one token
         // per step. A bigram needs only the last one.
         self.last = tokens.last().copied().or(self.last);
@@ -64,8 +69,9 @@ impl LanguageModel for Bigram {
         Ok(())
     }
 
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.last = None;
+        Ok(())
     }
 }
 

@@ -72,13 +72,19 @@ impl LanguageModel for Hashed {
     fn vocab_size(&self) -> usize {
         self.vocab + self.pad
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.history.extend_from_slice(tokens);
         self.row(&self.history, logits);
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.history.clear();
+        Ok(())
     }
 }
 

@@ -50,11 +50,11 @@
 //! impl LanguageModel for Flat {
 //!     type Error = std::convert::Infallible;
 //!     fn vocab_size(&self) -> usize { 6 }
-//!     fn forward(&mut self, _: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+//!     fn forward(&mut self, _: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
 //!         logits.fill(0.0);
 //!         Ok(())
 //!     }
-//!     fn reset(&mut self) {}
+//!     fn reset(&mut self) -> Result<(), Self::Error> { Ok(()) }
 //! }
 //!
 //! let tokens = ["{", "}", "\"a\"", ":", "1", "<eos>"];
