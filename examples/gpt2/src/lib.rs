@@ -27,7 +27,7 @@
 //! let tokenizer = Tokenizer::from_dir(dir)?.map_or_else(Tokenizer::gpt2, Ok)?;
 //! let prompt = tokenizer.encode("My favourite movie is")?;
 //! let mut logits = vec![0.0; model.vocab_size()];
-//! model.forward(&prompt, &mut logits)?;
+//! model.forward(&prompt, 0, &mut logits)?; // the prompt starts at position 0
 //! # Ok::<(), gpt2::Gpt2Error>(())
 //! ```
 

@@ -50,8 +50,8 @@ const CHUNK: usize = 128;
 ///
 /// let mut model = Gpt2::from_dir("path/to/gpt2".as_ref())?;
 /// let mut logits = vec![0.0; model.vocab_size()];
-/// model.forward(&[3666, 12507, 3807, 318], &mut logits)?; // "My favourite movie is"
-/// model.forward(&[383], &mut logits)?;                    // " The": one more position
+/// model.forward(&[3666, 12507, 3807, 318], 0, &mut logits)?; // "My favourite movie is"
+/// model.forward(&[383], 4, &mut logits)?;                    // " The", at position 4
 /// # Ok::<(), gpt2::Gpt2Error>(())
 /// ```
 #[derive(Debug)]
