@@ -340,7 +340,9 @@ impl BatchLanguageModel for Unbounded {
         }
         Ok(())
     }
-    fn reset_sequence(&mut self, _sequence: usize) {}
+    fn reset_sequence(&mut self, _sequence: usize) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 impl BeamLanguageModel for Unbounded {
@@ -385,14 +387,20 @@ impl LanguageModel for Next {
     fn vocab_size(&self) -> usize {
         8
     }
-    fn forward(&mut self, tokens: &[TokenId], logits: &mut [f32]) -> Result<(), Self::Error> {
+    fn forward(
+        &mut self,
+        tokens: &[TokenId],
+        _position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
         self.last = tokens.last().copied().unwrap_or(self.last);
         logits.fill(0.0);
         logits[(self.last as usize + 1) % 8] = 3.0;
         Ok(())
     }
-    fn reset(&mut self) {
+    fn reset(&mut self) -> Result<(), Self::Error> {
         self.last = 0;
+        Ok(())
     }
 }
 

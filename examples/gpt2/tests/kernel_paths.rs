@@ -39,15 +39,15 @@ fn argmax(row: &[f32]) -> u32 {
 
 /// The prompt's logits, then `steps` greedy ids with the cache.
 fn greedy(model: &mut Gpt2, prompt: &[u32], steps: usize) -> (Vec<f32>, Vec<u32>) {
-    model.reset();
+    model.reset().unwrap();
     let mut logits = vec![0.0; model.vocab_size()];
-    model.forward(prompt, &mut logits).unwrap();
+    model.forward(prompt, model.position(), &mut logits).unwrap();
     let first = logits.clone();
     let mut ids = Vec::new();
     while ids.len() < steps {
         ids.push(argmax(&logits));
         if ids.len() < steps {
-            model.forward(&ids[ids.len() - 1..], &mut logits).unwrap();
+            model.forward(&ids[ids.len() - 1..], model.position(), &mut logits).unwrap();
         }
     }
     (first, ids)
@@ -91,12 +91,12 @@ fn prompts_and_cached_steps_are_bit_identical_on_every_path() {
         assert!(model.max_positions() >= sequence.len());
         let v = model.vocab_size();
         let mut whole = vec![0.0; v];
-        model.forward(&sequence, &mut whole).unwrap();
+        model.forward(&sequence, model.position(), &mut whole).unwrap();
         for piece in [1, 37, 129] {
-            model.reset();
+            model.reset().unwrap();
             let mut logits = vec![0.0; v];
             for part in sequence.chunks(piece) {
-                model.forward(part, &mut logits).unwrap();
+                model.forward(part, model.position(), &mut logits).unwrap();
             }
             assert_eq!(logits, whole, "{path:?}, pieces of {piece}");
         }

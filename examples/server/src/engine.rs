@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use decoding::config::BoxedSampler;
-use decoding::{BatchInput, BatchLanguageModel, Generator, Pipeline, Step, TokenId};
+use decoding::{BatchInput, BatchLanguageModel, BatchSpan, Generator, Pipeline, Step, TokenId};
 use gpt2::{Gpt2, Gpt2Beams, Tokenizer};
 use tokio::sync::mpsc;
 
@@ -189,7 +189,7 @@ struct Engine {
     rows: Vec<usize>,
     logits: Vec<f32>,
     tokens: Vec<TokenId>,
-    spans: Vec<(usize, usize, usize)>,
+    spans: Vec<BatchSpan>,
     /// Active sequences that fed the decoding step, in row order.
     decoding: Vec<usize>,
 }
@@ -278,7 +278,11 @@ impl Engine {
             return;
         }
         let Some(slot) = self.free.pop() else { return };
-        self.model.reset_sequence(slot);
+        if let Err(e) = self.model.reset_sequence(slot) {
+            self.free.push(slot);
+            let _ = events.send(Event::Failed { choice: seq.choice, message: e.to_string() });
+            return;
+        }
         self.active.push(Active { slot, choice: seq.choice, generator: seq.generator, events });
     }
 
@@ -310,7 +314,8 @@ impl Engine {
             if pending.len() == 1 {
                 let start = self.tokens.len();
                 self.tokens.push(pending[0]);
-                self.spans.push((a.slot, start, start + 1));
+                let position = a.generator.pending_position();
+                self.spans.push(BatchSpan { sequence: a.slot, position, start, end: start + 1 });
                 self.decoding.push(i);
             }
         }
@@ -327,7 +332,8 @@ impl Engine {
         for (i, a) in self.active.iter().enumerate() {
             let pending = a.generator.pending_input();
             if pending.len() > 1 {
-                let span = [(a.slot, 0, pending.len())];
+                let position = a.generator.pending_position();
+                let span = [BatchSpan { sequence: a.slot, position, start: 0, end: pending.len() }];
                 let input = BatchInput::new(pending, &span);
                 let out = &mut self.logits[row * v..(row + 1) * v];
                 if self.model.forward_batch(&input, out).is_ok() {
