@@ -1408,13 +1408,16 @@ impl decoding::BatchLanguageModel for Unbounded {
         let v = LanguageModel::vocab_size(&self.model);
         let tokens: Vec<TokenId> = input.iter().flat_map(|e| e.tokens.iter().copied()).collect();
         let (first, rest) = logits.split_at_mut(v.min(logits.len()));
-        self.model.forward(&tokens, first)?;
+        let position = input.get(0).map_or(0, |e| e.position);
+        self.model.forward(&tokens, position, first)?;
         for row in rest.chunks_mut(v.max(1)) {
             row.copy_from_slice(&first[..row.len()]);
         }
         Ok(())
     }
-    fn reset_sequence(&mut self, _sequence: usize) {}
+    fn reset_sequence(&mut self, _sequence: usize) -> Result<(), ModelFailed> {
+        Ok(())
+    }
 }
 
 impl decoding::BeamLanguageModel for Unbounded {
