@@ -149,6 +149,15 @@ impl TokenBitmask {
     /// the masking step of every constraint. Allowed tokens keep their
     /// scores; the live set keeps its order.
     ///
+    /// On a row that nothing has truncated yet, a set that allows more than
+    /// half of the row bans the other tokens in place (their slots become
+    /// `-inf`) and leaves the row whole, so that later stages and the
+    /// sampler keep their dense paths; a smaller set becomes the live set.
+    /// The processed row is the same either way. The cost is one pass over
+    /// the set's words plus one write per removed token (or one push per
+    /// allowed token), with no allocation once the live set's buffer has
+    /// grown.
+    ///
     /// # Errors
     ///
     /// [`Error::NoAllowedToken`] when the set is empty,
@@ -158,10 +167,12 @@ impl TokenBitmask {
         if self.is_empty() {
             return Err(Error::NoAllowedToken);
         }
+        let v = scores.vocab_size();
         if scores.is_truncated() {
             scores.retain(|id, _| self.contains(id));
+        } else if 2 * self.count() > v {
+            return self.ban_others(scores.values_mut());
         } else {
-            let v = scores.vocab_size();
             scores.set_live(self.iter().filter(|&id| (id as usize) < v), false);
         }
         let mut any_finite = false;
@@ -170,6 +181,39 @@ impl TokenBitmask {
             return Err(Error::AllMasked);
         }
         Ok(())
+    }
+
+    /// Writes `-inf` over every slot of `row` whose token is not in the set
+    /// (ids past the set's `V` included).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AllMasked`] when every allowed token of the row was `-inf`
+    /// already.
+    fn ban_others(&self, row: &mut [f32]) -> Result<(), Error> {
+        let mut any_finite = false;
+        for (i, allowed) in self.iter_words().enumerate() {
+            let base = i * 64;
+            let Some(slots) = row.get_mut(base..(base + 64).min(row.len())) else { break };
+            let mut banned = !allowed;
+            while banned != 0 {
+                let bit = banned.trailing_zeros() as usize;
+                match slots.get_mut(bit) {
+                    Some(x) => *x = f32::NEG_INFINITY,
+                    None => break,
+                }
+                banned &= banned - 1;
+            }
+            let mut kept = allowed;
+            while kept != 0 && !any_finite {
+                let bit = kept.trailing_zeros() as usize;
+                any_finite = slots.get(bit).is_some_and(|&x| x > f32::NEG_INFINITY);
+                kept &= kept - 1;
+            }
+        }
+        let covered = (self.words.len() * 64).min(row.len());
+        row[covered..].fill(f32::NEG_INFINITY);
+        if any_finite { Ok(()) } else { Err(Error::AllMasked) }
     }
 
     /// The words with the bits at or above `V` cleared.
@@ -284,6 +328,52 @@ where
 mod tests {
     use super::*;
     use crate::LogitsProcessorExt;
+
+    #[test]
+    fn a_set_allowing_most_of_a_whole_row_bans_the_rest_in_place() {
+        const NEG: f32 = f32::NEG_INFINITY;
+        // 130 tokens: three words, the last one partial; all but 5 allowed.
+        let v = 130;
+        let mut mask = TokenBitmask::new(v);
+        mask.fill();
+        for id in [0, 63, 64, 100, 129] {
+            mask.remove(id);
+        }
+        let mut row: Vec<f32> = (0..v).map(|i| i as f32).collect();
+        row[1] = NEG;
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        mask.restrict(&mut scores).unwrap();
+        assert!(!scores.is_truncated());
+        for id in 0..v as TokenId {
+            let want = if [0, 1, 63, 64, 100, 129].contains(&id) { NEG } else { id as f32 };
+            assert_eq!(scores.get(id), Some(want), "token {id}");
+        }
+        // The same processed row as the live-set path gives.
+        let mut sparse_row: Vec<f32> = (0..v).map(|i| i as f32).collect();
+        sparse_row[1] = NEG;
+        let mut live = Vec::new();
+        let mut sparse = Scores::new(&mut sparse_row, &mut live);
+        sparse.set_live(0..v as TokenId, false);
+        mask.restrict(&mut sparse).unwrap();
+        sparse.densify();
+        assert_eq!(sparse_row, row);
+
+        // A mask shorter than the row bans the ids past it.
+        let mut short = TokenBitmask::new(70);
+        short.fill();
+        let mut row = vec![1.0; v];
+        let mut live = Vec::new();
+        short.restrict(&mut Scores::new(&mut row, &mut live)).unwrap();
+        assert!(row[..70].iter().all(|&x| x == 1.0) && row[70..].iter().all(|&x| x == NEG));
+
+        // Every allowed token already masked: AllMasked, never revived.
+        let mut row = vec![NEG; v];
+        row[0] = 5.0;
+        let mut live = Vec::new();
+        let err = mask.restrict(&mut Scores::new(&mut row, &mut live));
+        assert_eq!(err, Err(Error::AllMasked));
+    }
     use crate::processors::TopK;
 
     const NEG: f32 = f32::NEG_INFINITY;
