@@ -173,7 +173,8 @@ fn all(c: &mut Criterion) {
 
 /// Single stages on the row shapes that defeat easy paths, at V = 128256,
 /// next to the floor of the standard row: large k, rows in ascending order,
-/// a flat row, a high temperature, masked rows.
+/// a flat row, a high temperature, masked rows; then the low and high
+/// temperature and flat rows at V = 256000, next to their own floor.
 fn shapes(c: &mut Criterion) {
     let v = 128_256;
     let standard = logits(v);
@@ -230,6 +231,28 @@ fn shapes(c: &mut Criterion) {
             &ascending,
             Pipeline::new().with(t(0.8)).with(top_k(50)),
         ),
+    ];
+    for (name, row, mut pipeline) in chains {
+        bench_chain(c, group, row, &ctx, name, &mut pipeline, sample().as_mut());
+    }
+    // A vocabulary of 256000 (Gemma), next to the floor of its own standard
+    // row.
+    let wide = 256_000;
+    let standard_wide = logits(wide);
+    let flat_wide = data::flat(wide);
+    {
+        let mut g = c.benchmark_group(group);
+        g.bench_function("floor (V=256000)", |b| b.iter(|| floor(black_box(&standard_wide))));
+        g.finish();
+    }
+    let chains: Vec<(&str, &[f32], Pipeline)> = vec![
+        ("V=256000: T 0.25 -> sample", &standard_wide, Pipeline::new().with(t(0.25))),
+        (
+            "V=256000: T 1.5 -> top_p 0.9 -> sample",
+            &standard_wide,
+            Pipeline::new().with(t(1.5)).with(top_p()),
+        ),
+        ("V=256000 flat: top_p 0.9 -> sample", &flat_wide, Pipeline::new().with(top_p())),
     ];
     for (name, row, mut pipeline) in chains {
         bench_chain(c, group, row, &ctx, name, &mut pipeline, sample().as_mut());

@@ -55,9 +55,9 @@
 
 use decoding::processors::{EpsilonCutoff, EtaCutoff, MinP, TopH, TopK, TopP, Typical};
 use decoding::sampler::Categorical;
-use decoding::{
-    Context, DecodingRng, LogitsProcessor, Pipeline, Sampled, Sampler, Scores, rng_from_seed,
-};
+use decoding::{Context, LogitsProcessor, Pipeline, Sampler, Scores, rng_from_seed};
+#[cfg(feature = "ndarray")]
+use decoding::{DecodingRng, Sampled};
 
 #[path = "common/chi_square.rs"]
 mod chi_square;
@@ -242,6 +242,7 @@ fn top_h_then_categorical_draws_from_the_renormalized_survivors() {
     assert!(n > 10 && n <= 100, "{n} survivors");
 }
 
+#[cfg(feature = "ndarray")]
 /// Two rows of different laws (the base row, and it reversed and scaled by
 /// 1.5), and the batch that holds them.
 fn two_laws() -> ([Vec<f32>; 2], ndarray::Array2<f32>) {
@@ -252,6 +253,7 @@ fn two_laws() -> ([Vec<f32>; 2], ndarray::Array2<f32>) {
     (rows, batch)
 }
 
+#[cfg(feature = "ndarray")]
 /// The single-row path a batch is compared with: one pipeline, one sampler
 /// and one seeded generator per row, each draw from a fresh copy of the row.
 struct SinglePath {
@@ -261,6 +263,7 @@ struct SinglePath {
     buf: Vec<f32>,
 }
 
+#[cfg(feature = "ndarray")]
 impl SinglePath {
     fn new(pipeline: Pipeline, seeds: impl IntoIterator<Item = u64>) -> Self {
         let rngs = seeds.into_iter().map(rng_from_seed).collect();
@@ -282,6 +285,7 @@ impl SinglePath {
     }
 }
 
+#[cfg(feature = "ndarray")]
 #[test]
 fn batch_draws_equal_single_draws_seed_for_seed() {
     // Every draw of a batch equals the single-row draw with the same seed,
@@ -348,6 +352,7 @@ mod slow {
         assert!(stat > chi2_critical(df), "a 2% bias went unnoticed: chi2 = {stat:.1}, df = {df}");
     }
 
+    #[cfg(feature = "ndarray")]
     #[test]
     fn batch_draws_equal_single_draws_and_follow_the_law() {
         // Two rows of different laws in one batch: every draw equals the one

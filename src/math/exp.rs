@@ -23,13 +23,27 @@
 /// neither factor leaves the normal range.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
+    let under = x < UNDERFLOW;
+    // Comparisons, not `max`/`min`, so that a NaN stays NaN.
+    let x = if under { UNDERFLOW } else { x };
+    let x = if x > 89.0 { 89.0 } else { x };
+    let (y, n) = reduced(x);
+    let n1 = n >> 1;
+    let n2 = n - n1;
+    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    let e = y * s1 * s2;
+    if under { 0.0 } else { e }
+}
+
+/// The shared core of [`exp`] and [`exp_nonpositive`]: `x = n·ln 2 + r`
+/// with `|r| <= ln 2 / 2` (`ln 2` split in two parts so that `n·LN2_HI` is
+/// exact), and the polynomial `y ≈ e^r`; `e^x = y · 2^n`.
+#[inline(always)]
+fn reduced(x: f32) -> (f32, i32) {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23
     const LN2_HI: f32 = 0.693_359_4; // 355 / 512
     const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-    // Comparisons, not `max`/`min`, so that a NaN stays NaN.
-    let under = x < UNDERFLOW;
-    let x = if under { UNDERFLOW } else { x };
-    let x = if x > 89.0 { 89.0 } else { x };
     let t = x * std::f32::consts::LOG2_E + ROUND;
     let nf = t - ROUND;
     let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -40,12 +54,22 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 4.166_627e-2;
     let p = p * r + 1.666_666_6e-1;
     let p = p * r + 0.5;
-    let y = p * (r * r) + r + 1.0;
-    let n1 = n >> 1;
-    let n2 = n - n1;
-    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
-    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
-    let e = y * s1 * s2;
+    (p * (r * r) + r + 1.0, n)
+}
+
+/// [`exp`] for a non-positive argument (`x - max` in a softmax), bit for
+/// bit the same result for every `x <= 0`, `-inf` and NaN, with one
+/// multiplication less: for `-87.3 <= x <= 0` the scale `2^n` has
+/// `-126 <= n <= 0`, a normal float, so the result is scaled in one step
+/// (a multiplication by a power of two is exact while nothing leaves the
+/// normal range, so one step and two agree). A positive `x` gives a
+/// meaningless finite or infinite value; no caller passes one.
+#[inline(always)]
+pub(crate) fn exp_nonpositive(x: f32) -> f32 {
+    let under = x < UNDERFLOW;
+    let x = if under { UNDERFLOW } else { x };
+    let (y, n) = reduced(x);
+    let e = y * f32::from_bits((n.wrapping_add(127) as u32) << 23);
     if under { 0.0 } else { e }
 }
 
@@ -85,6 +109,21 @@ mod tests {
             }
         }
         assert!(worst <= 1, "{worst} ulp");
+    }
+
+    #[test]
+    fn exp_nonpositive_is_exp_bit_for_bit() {
+        // Every 7th float of [-104, 0] (both zeros included), then the
+        // special values.
+        let stop = (-104.0f32).to_bits();
+        for bits in (0x8000_0000u32..=stop).step_by(7).chain([0, stop]) {
+            let x = f32::from_bits(bits);
+            assert_eq!(exp_nonpositive(x).to_bits(), exp(x).to_bits(), "{x}");
+        }
+        for x in [NEG, -1e30, -f32::MAX, UNDERFLOW, -0.0, 0.0, -f32::MIN_POSITIVE] {
+            assert_eq!(exp_nonpositive(x).to_bits(), exp(x).to_bits(), "{x}");
+        }
+        assert!(exp_nonpositive(f32::NAN).is_nan());
     }
 
     #[test]

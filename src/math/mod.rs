@@ -10,6 +10,8 @@
 //! scalar `f32::exp` of the platform's libm.
 
 mod exp;
+pub(crate) mod heap;
+mod histogram;
 mod rank;
 mod reduce;
 mod select;
@@ -18,13 +20,15 @@ mod softmax;
 pub(crate) mod testing;
 
 pub(crate) use exp::exp;
+pub(crate) use histogram::{MassHistogram, mask_after_bucket, split_at_bucket, wide_before};
 pub(crate) use rank::{Entry, first_stop, rank_desc, rank_ids_desc, sort_ranked};
 pub(crate) use reduce::{
     argmax, check_row, max, max_abs_finite, max_checked, max_ids, position_of,
 };
-pub(crate) use select::{gather_between, top_candidates, top_n};
+pub(crate) use select::{finite_ids, gather_between, mostly_masked, top_candidates, top_n};
 pub(crate) use softmax::{
-    EXP_LANES, ProbFloor, Softmax, exp_lanes, normalizer, softmax_entropy, sum_exp, sum_exp_ids,
+    EXP_LANES, ProbFloor, Softmax, VisitWeights, normalizer, softmax_entropy, sum_exp, sum_exp_ids,
+    sum_exp_ids_visit, sum_exp_visit,
 };
 
 /// Lanes of the maxima and of the selection scans.

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use super::heap::sift_down;
 use super::{Entry, LANES, rank_desc};
 use crate::{Scores, TokenId};
 
@@ -35,12 +36,12 @@ pub(crate) fn top_n(scores: &Scores<'_>, n: usize, out: &mut Vec<Entry>) {
             out.push((x, id));
             if out.len() == n {
                 for i in (0..n / 2).rev() {
-                    sift_down(out, i);
+                    sift_down_ranked(out, i);
                 }
             }
         } else if rank_desc(&(x, id), &out[0]) == Ordering::Less {
             out[0] = (x, id);
-            sift_down(out, 0);
+            sift_down_ranked(out, 0);
         }
     });
     out.sort_unstable_by(rank_desc);
@@ -288,6 +289,47 @@ pub(crate) fn gather_between(
     }
 }
 
+/// Whether most of a row is masked (`-inf`), judged from 64 evenly spaced
+/// entries: then a pass that drops the masked tokens first pays for itself.
+pub(crate) fn mostly_masked(values: &[f32]) -> bool {
+    const PROBES: usize = 64;
+    if values.len() < 4 * PROBES {
+        return false;
+    }
+    let step = values.len() / PROBES;
+    let masked = (0..PROBES).filter(|&i| values[i * step] == f32::NEG_INFINITY).count();
+    2 * masked >= PROBES
+}
+
+/// Writes to the front of `out` the ids of the entries of `values` above
+/// `-inf`, in id order, and returns how many (the length of `out` may be
+/// larger: the buffer keeps its size from call to call, so that it is never
+/// refilled). Branch-free: every chunk of 8 ids is written, and the count
+/// advances for the finite entries only.
+pub(crate) fn finite_ids(values: &[f32], out: &mut Vec<TokenId>) -> usize {
+    const CHUNK: usize = 8;
+    if out.len() < values.len() + CHUNK {
+        out.resize(values.len() + CHUNK, 0);
+    }
+    let mut count = 0;
+    let mut chunks = values.chunks_exact(CHUNK);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let dst = &mut out[count..count + CHUNK];
+        let mut n = 0;
+        for (i, &x) in chunk.iter().enumerate() {
+            dst[n] = (c * CHUNK + i) as TokenId;
+            n += usize::from(x > f32::NEG_INFINITY);
+        }
+        count += n;
+    }
+    let base = values.len() - chunks.remainder().len();
+    for (i, &x) in chunks.remainder().iter().enumerate() {
+        out[count] = (base + i) as TokenId;
+        count += usize::from(x > f32::NEG_INFINITY);
+    }
+    count
+}
+
 /// The state of [`top_candidates`].
 struct Selection<'s> {
     n: usize,
@@ -338,43 +380,15 @@ impl Selection<'_> {
     }
 }
 
-/// Restores the min-heap order (a parent at most its children) below `i`.
-fn sift_down_min(heap: &mut [f32], mut i: usize) {
-    let n = heap.len();
-    loop {
-        let l = 2 * i + 1;
-        if l >= n {
-            return;
-        }
-        let r = l + 1;
-        let c = if r < n && heap[r] < heap[l] { r } else { l };
-        if heap[c] < heap[i] {
-            heap.swap(c, i);
-            i = c;
-        } else {
-            return;
-        }
-    }
+/// Restores the min-heap order of values (the lowest at the root) below `i`.
+fn sift_down_min(heap: &mut [f32], i: usize) {
+    sift_down(heap, i, |a, b| a < b);
 }
 
-/// Restores, below `i`, the heap order in which a parent ranks after (or
-/// with) its children.
-fn sift_down(heap: &mut [Entry], mut i: usize) {
-    let n = heap.len();
-    loop {
-        let l = 2 * i + 1;
-        if l >= n {
-            return;
-        }
-        let r = l + 1;
-        let c = if r < n && rank_desc(&heap[r], &heap[l]) == Ordering::Greater { r } else { l };
-        if rank_desc(&heap[c], &heap[i]) == Ordering::Greater {
-            heap.swap(c, i);
-            i = c;
-        } else {
-            return;
-        }
-    }
+/// Restores, below `i`, the heap order in which the lowest-ranked entry is
+/// at the root ([`rank_desc`]).
+fn sift_down_ranked(heap: &mut [Entry], i: usize) {
+    sift_down(heap, i, |a, b| rank_desc(&a, &b) == Ordering::Greater);
 }
 
 #[cfg(test)]
@@ -443,6 +457,27 @@ mod tests {
                 let mut got: Vec<TokenId> = out.iter().map(|e| e.1).collect();
                 got.sort_unstable();
                 assert_eq!((t, got), naive_candidates(row, &some, n), "live set, sampled, n = {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn finite_ids_and_mostly_masked() {
+        for n in [0usize, 7, 8, 9, 300, 1000, 4099] {
+            for every in [1usize, 2, 3, 10] {
+                let finite = |i: usize| i % every == every - 1;
+                let row: Vec<f32> =
+                    (0..n).map(|i| if finite(i) { i as f32 } else { NEG }).collect();
+                let mut out = vec![99];
+                let count = finite_ids(&row, &mut out);
+                out.truncate(count);
+                let want: Vec<TokenId> =
+                    (0..n).filter(|&i| finite(i)).map(|i| i as TokenId).collect();
+                assert_eq!(out, want, "n = {n}, every = {every}");
+                // Nothing masked, or 90% masked (short rows are never judged).
+                if every == 1 || every == 10 {
+                    assert_eq!(mostly_masked(&row), n >= 256 && every == 10, "n = {n}");
+                }
             }
         }
     }

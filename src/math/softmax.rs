@@ -1,6 +1,7 @@
 //! Softmax normalizers, the entropy, and the probability of one score.
 
 use super::exp;
+use super::exp::exp_nonpositive;
 use crate::{Scores, TokenId};
 
 /// Lanes of the exponential sums.
@@ -14,64 +15,117 @@ pub(crate) const EXP_LANES: usize = 8;
 /// an f32 array before they are widened and added, which keeps the
 /// exponentials vectorized.
 pub(crate) fn sum_exp(row: &[f32], m: f32) -> f64 {
+    sum_exp_visit(row, m, &mut ())
+}
+
+/// What a pass of exponentials hands its scores and weights to, 8 at a
+/// time; `()` ignores them.
+pub(crate) trait VisitWeights {
+    /// Called once per chunk, in order.
+    fn visit(&mut self, x: &[f32; EXP_LANES], w: &[f32; EXP_LANES]);
+}
+
+impl VisitWeights for () {
+    #[inline(always)]
+    fn visit(&mut self, _: &[f32; EXP_LANES], _: &[f32; EXP_LANES]) {}
+}
+
+/// [`sum_exp`], handing the scores and weights to `visit` as well, 8 at a
+/// time (the last chunk padded with `-inf` scores of weight 0): the same
+/// sum, bit for bit, for a pass that needs the weights for something else
+/// too.
+#[inline(always)]
+pub(crate) fn sum_exp_visit(row: &[f32], m: f32, visit: &mut impl VisitWeights) -> f64 {
     let mut acc = [0.0f64; EXP_LANES];
     let mut chunks = row.chunks_exact(EXP_LANES);
     for chunk in &mut chunks {
-        let mut w = [0.0f32; EXP_LANES];
-        for (w, &x) in w.iter_mut().zip(chunk) {
-            *w = exp(x - m);
-        }
+        let mut x = [0.0f32; EXP_LANES];
+        x.copy_from_slice(chunk);
+        let w = exp_lanes(x, m);
         for (a, &w) in acc.iter_mut().zip(&w) {
             *a += f64::from(w);
         }
+        visit.visit(&x, &w);
     }
     let mut total = 0.0f64;
     for a in acc {
         total += a;
     }
-    for &x in chunks.remainder() {
-        total += f64::from(exp(x - m));
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut x = [f32::NEG_INFINITY; EXP_LANES];
+        let mut w = [0.0f32; EXP_LANES];
+        for ((x, w), &t) in x.iter_mut().zip(&mut w).zip(tail) {
+            *x = t;
+            *w = exp(t - m);
+            total += f64::from(*w);
+        }
+        visit.visit(&x, &w);
     }
     total
 }
 
-/// `Σ exp(x_id - m)` over the listed ids, in list order, accumulated in f64.
+/// `Σ exp(x_id - m)` over the listed ids, accumulated in f64 in the order
+/// of [`sum_exp`] with the list in place of the row: 8 lanes, lane `j`
+/// accumulating the ids at positions `j, j + 8, ...` of the list; the lanes
+/// added in order, then the tail one by one. So the ids `0..n` give the sum
+/// of the row's first `n` scores bit for bit.
 ///
 /// The scores of 8 ids at a time are gathered into an array and their
-/// exponentials computed there, which vectorizes; the terms are then added
-/// one by one in list order, so the sum is that of the plain loop, bit for
-/// bit.
+/// exponentials computed there, which vectorizes; the 8 independent
+/// accumulators keep the additions off a single chain of dependent adds.
 pub(crate) fn sum_exp_ids(row: &[f32], ids: &[TokenId], m: f32) -> f64 {
-    let mut total = 0.0f64;
+    sum_exp_ids_visit(row, ids, m, &mut ())
+}
+
+/// [`sum_exp_ids`], handing the scores and weights to `visit` as well, 8
+/// at a time (the last chunk padded with `-inf` scores of weight 0): the
+/// same sum, bit for bit.
+#[inline(always)]
+pub(crate) fn sum_exp_ids_visit(
+    row: &[f32],
+    ids: &[TokenId],
+    m: f32,
+    visit: &mut impl VisitWeights,
+) -> f64 {
+    let mut acc = [0.0f64; EXP_LANES];
     let mut chunks = ids.chunks_exact(EXP_LANES);
     for chunk in &mut chunks {
-        for w in exp_gathered(row, chunk, m) {
-            total += f64::from(w);
+        let mut x = [f32::NEG_INFINITY; EXP_LANES];
+        for (x, &id) in x.iter_mut().zip(chunk) {
+            *x = row[id as usize];
         }
+        let w = exp_lanes(x, m);
+        for (a, &w) in acc.iter_mut().zip(&w) {
+            *a += f64::from(w);
+        }
+        visit.visit(&x, &w);
     }
-    for &id in chunks.remainder() {
-        total += f64::from(exp(row[id as usize] - m));
+    let mut total = 0.0f64;
+    for a in acc {
+        total += a;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut x = [f32::NEG_INFINITY; EXP_LANES];
+        let mut w = [0.0f32; EXP_LANES];
+        for ((x, w), &id) in x.iter_mut().zip(&mut w).zip(tail) {
+            *x = row[id as usize];
+            *w = exp(*x - m);
+            total += f64::from(*w);
+        }
+        visit.visit(&x, &w);
     }
     total
 }
 
-/// `exp(x_id - m)` for 8 ids: the scores are gathered first, so that the
-/// exponentials vectorize.
-#[inline]
-pub(crate) fn exp_gathered(row: &[f32], ids: &[TokenId], m: f32) -> [f32; EXP_LANES] {
-    let mut x = [f32::NEG_INFINITY; EXP_LANES];
-    for (x, &id) in x.iter_mut().zip(ids) {
-        *x = row[id as usize];
-    }
-    exp_lanes(x, m)
-}
-
-/// `exp(x - m)` for 8 scores at once.
+/// `exp(x - m)` for 8 scores at once, each at most `m`: [`exp`]'s
+/// results, bit for bit, by [`exp_nonpositive`].
 #[inline]
 pub(crate) fn exp_lanes(x: [f32; EXP_LANES], m: f32) -> [f32; EXP_LANES] {
     let mut w = [0.0f32; EXP_LANES];
     for (w, &x) in w.iter_mut().zip(&x) {
-        *w = exp(x - m);
+        *w = exp_nonpositive(x - m);
     }
     w
 }
@@ -130,6 +184,12 @@ impl Softmax {
     /// The softmax of the live scores, or `None` when none is finite.
     pub(crate) fn of(scores: &Scores<'_>) -> Option<Self> {
         let (max, sum) = normalizer(scores);
+        Self::from_parts(max, sum)
+    }
+
+    /// The softmax of a maximum and a normalizer computed elsewhere (in the
+    /// order [`normalizer`] sums), or `None` when the maximum is `-inf`.
+    pub(crate) fn from_parts(max: f32, sum: f64) -> Option<Self> {
         (max > f32::NEG_INFINITY).then_some(Softmax { max, sum })
     }
 
@@ -208,6 +268,15 @@ mod tests {
             let m = max(&row);
             let want: f64 = row.iter().map(|&x| (f64::from(x) - f64::from(m)).exp()).sum();
             let got = sum_exp(&row, m);
+            assert!((got - want).abs() <= 1e-6 * want, "n = {n}: {got} vs {want}");
+            // The ids `0..n` sum in the row's order, bit for bit; any list
+            // sums to the reference too.
+            let ids: Vec<TokenId> = (0..n as TokenId).collect();
+            assert_eq!(sum_exp_ids(&row, &ids, m).to_bits(), got.to_bits(), "n = {n}");
+            let odd: Vec<TokenId> = ids.iter().rev().copied().filter(|i| i % 3 != 0).collect();
+            let want: f64 =
+                odd.iter().map(|&i| (f64::from(row[i as usize]) - f64::from(m)).exp()).sum();
+            let got = sum_exp_ids(&row, &odd, m);
             assert!((got - want).abs() <= 1e-6 * want, "n = {n}: {got} vs {want}");
         }
     }

@@ -1,13 +1,21 @@
 //! Top-p (nucleus) truncation.
 
 use crate::math::{
-    EXP_LANES, Entry, Softmax, exp_lanes, first_stop, gather_between, rank_desc, top_candidates,
+    Entry, MassHistogram, Softmax, finite_ids, first_stop, gather_between, mask_after_bucket,
+    mostly_masked, rank_desc, sort_ranked, split_at_bucket, wide_before,
 };
-use crate::{Context, Error, LogitsProcessor, Scores};
+use crate::{Context, Error, LogitsProcessor, Scores, TokenId};
 
-/// Candidates sorted and walked one by one before the walk switches to
+/// Candidates sorted and walked one by one before a walk switches to
 /// selections.
 const FIRST_ROUND: usize = 256;
+
+/// Live sets up to this size skip the histogram.
+const SMALL_LIVE_SET: usize = 256;
+
+/// A nucleus of at least one in this many tokens of a dense row is cut in
+/// place, the row left dense.
+const WIDE: usize = 3;
 
 /// Nuclei up to this size are handed on sorted.
 const SORTED_SURVIVORS: usize = 1024;
@@ -46,10 +54,12 @@ const SORTED_SURVIVORS: usize = 1024;
 ///   is masked is left as it is.
 ///
 /// The survivors become the live set. It is marked sorted (see [`Scores`])
-/// when the input live set was sorted, when at most 1024 tokens survive, or
-/// when the nucleus lies within the first round of 256 candidates (and the
-/// tokens tied with the last of them), which is sorted anyway; any other
-/// nucleus is handed on unsorted rather than paying for its sort.
+/// when the input live set was sorted or when at most 1024 tokens survive;
+/// a larger nucleus is handed on unsorted rather than paying for its sort.
+/// A nucleus of about a third of a dense row or more is cut in place
+/// instead: `-inf` is written over the removed tokens and the row stays
+/// dense (the same processed row), since the dense passes that follow cost
+/// less than a long list of ids.
 ///
 /// # Errors
 ///
@@ -58,25 +68,30 @@ const SORTED_SURVIVORS: usize = 1024;
 ///
 /// # Performance
 ///
-/// Never sorts the vocabulary. On a sorted live set (after top-k) it walks
-/// the survivors of the previous stage directly. Otherwise: one pass for the
-/// maximum and one for the normalizer `z` (vectorized exponentials), then
-/// one pass that selects the best 256 tokens with a running threshold (as
-/// [`TopK`](crate::processors::TopK) does), which are sorted and walked:
-/// most nuclei end there. A larger nucleus takes a second round, in the
-/// spirit of llama.cpp's bucket sort: a comparison pass gathers the tokens
-/// just below the first 256, down to a score chosen from the mass still
-/// missing (a secant step; at most two, then the gather goes down to the
-/// bound below), until the gathered mass shows the nucleus is among them;
-/// the gathered tokens are split into 1024 score buckets with their masses
-/// (weights computed 8 at a time in vector registers), and only the bucket
-/// where the tail crosses `1 - p` is sorted and walked. So a wide nucleus
-/// costs at most three gathers and a sort of one bucket, never a sort of
-/// the nucleus. On a live set of at most
-/// 256 tokens, the candidates above the bound `f32(1 - p) / (n - 1)` (a
-/// token below it cannot be in the nucleus, since everything ranked after
-/// it weighs less than `1 - p`) are located by selections. No allocation
-/// once the buffers have grown.
+/// Never sorts the vocabulary, and its cost does not grow with the
+/// nucleus. On a sorted live set (after top-k) it walks the survivors of
+/// the previous stage directly. Otherwise, after the maximum, **one pass**
+/// computes the normalizer `z` (vectorized exponentials) and, from the same
+/// weights, a histogram of the probability mass in 2048 buckets of `max -
+/// x`, each 1/64 wide (tokens below `max - 31.99`, lighter than `1.3e-14` of
+/// the maximum, share a catch-all). Walking the buckets from the top finds
+/// the one where the tail falls to `1 - p`: every token above it is kept
+/// without being ranked, and **one more pass** (a vectorizable comparison)
+/// collects those tokens and the boundary bucket's (or, for a wide nucleus
+/// of a dense row, judged from 1024 evenly spaced scores, writes `-inf`
+/// over the tokens below the boundary bucket with vectorized selects). Only the boundary
+/// bucket is ranked and walked, by selections when it is large (a row of
+/// ties) and sorted when it is small. A bucket is a monotone function of
+/// the score, so scores whose differences to the maximum collide share one
+/// and lose nothing. A mostly masked row (half or more of 64 probes at
+/// `-inf`) first drops its masked tokens in a branch-free pass, so the
+/// exponentials run over the live tokens only. The rare cut the buckets do
+/// not resolve (inside the catch-all, for `p` within about `1e-12` of 1, or
+/// a `min_tokens_to_keep` beyond the nucleus), and live sets of at most 256
+/// tokens, take a walk over the candidates above the bound `f32(1 - p) /
+/// (n - 1)` on the probability (a token below it cannot be in the nucleus,
+/// since everything ranked after it weighs less than `1 - p`). No
+/// allocation once the buffers have grown.
 ///
 /// # Example
 ///
@@ -98,11 +113,14 @@ pub struct TopP {
     /// `f32(1 - p)`, `1 - p` taken in f64 from the decimal value of `p`.
     threshold: f32,
     min_tokens_to_keep: usize,
-    candidates: Vec<Entry>,
-    head: Vec<Entry>,
-    /// The boundary bucket of the second round.
+    histogram: MassHistogram,
+    /// The tokens of the buckets above the boundary bucket.
+    above: Vec<TokenId>,
+    /// The boundary bucket.
     edge: Vec<Entry>,
-    heap: Vec<f32>,
+    /// The finite tokens of a mostly masked row.
+    finite: Vec<TokenId>,
+    candidates: Vec<Entry>,
 }
 
 impl TopP {
@@ -120,10 +138,11 @@ impl TopP {
             p,
             threshold,
             min_tokens_to_keep: 1,
-            candidates: Vec::new(),
-            head: Vec::new(),
+            histogram: MassHistogram::default(),
+            above: Vec::new(),
             edge: Vec::new(),
-            heap: Vec::new(),
+            finite: Vec::new(),
+            candidates: Vec::new(),
         })
     }
 
@@ -133,10 +152,7 @@ impl TopP {
     ///
     /// [`Error::InvalidParameter`] when `n == 0`.
     pub fn min_tokens_to_keep(mut self, n: usize) -> Result<Self, Error> {
-        if n == 0 {
-            return Err(Error::invalid("min_tokens_to_keep", "at least 1", n));
-        }
-        self.min_tokens_to_keep = n;
+        self.min_tokens_to_keep = super::checked_min_tokens_to_keep(n)?;
         Ok(self)
     }
 
@@ -161,15 +177,14 @@ impl LogitsProcessor for TopP {
         if self.p >= 1.0 || n_live <= keep {
             return Ok(());
         }
-        let Some(softmax) = Softmax::of(scores) else {
-            return Ok(());
-        };
-        let z = softmax.sum();
         let threshold = self.threshold;
-        // Whether the token after `prefix` (the weight ranked above it) goes.
-        let removed = |prefix: f64| ((z - prefix) / z) as f32 <= threshold;
 
         if scores.is_sorted() {
+            let Some(softmax) = Softmax::of(scores) else {
+                return Ok(());
+            };
+            let z = softmax.sum();
+            let removed = |prefix: f64| ((z - prefix) / z) as f32 <= threshold;
             let values = scores.values();
             let ids = scores.live_ids().unwrap_or(&[]);
             let mut prefix = 0.0f64;
@@ -188,191 +203,137 @@ impl LogitsProcessor for TopP {
             return Ok(());
         }
 
-        // Most nuclei lie within the best FIRST_ROUND tokens: select them
-        // (with every token tied at the boundary) in one pass, sort and walk
-        // them. The walk settles the nucleus when it stops inside them, or
-        // when the token right after them is already removed.
-        let head = FIRST_ROUND.max(keep);
-        let m = softmax.max();
-        // The lowest score of the first round, as `x - max` and as a score,
-        // and its mass. The second round gathers by score below it: many
-        // scores can share the difference of the lowest one.
-        let mut first = None;
-        if n_live > head {
-            let cands = &mut self.head;
-            top_candidates(scores, head, &mut self.heap, cands);
-            cands.retain(|e| e.0 > f32::NEG_INFINITY);
-            cands.sort_unstable_by(rank_desc);
-            let mut prefix = 0.0f64;
-            let mut n = None;
-            for (i, e) in cands.iter().enumerate() {
-                if i >= keep && removed(prefix) {
-                    n = Some(i);
-                    break;
-                }
-                prefix += softmax.weight(e.0);
-            }
-            let len = cands.len();
-            // Past the candidates: the next rank (if any) goes, and so does
-            // everything after it; a quota beyond them needs a second round.
-            let n = n.or((len >= keep && removed(prefix)).then_some(len));
-            if let Some(n) = n {
-                scores.set_live(cands[..n].iter().map(|e| e.1), true);
+        // A mostly masked row (a grammar mask, a padded vocabulary) drops its
+        // masked tokens first, so that the passes below touch live tokens
+        // only. A masked token outside the live set scores `-inf` as it did
+        // inside it: the processed row is unchanged.
+        if !scores.is_truncated() && mostly_masked(scores.values()) {
+            let n = finite_ids(scores.values(), &mut self.finite);
+            scores.set_live(self.finite[..n].iter().copied(), false);
+            if scores.live_len() <= keep {
                 return Ok(());
             }
-            if len < keep {
-                // Fewer finite tokens than the quota, all among the
-                // candidates: all of them stay.
-                scores.set_live(cands.iter().map(|e| e.1), true);
-                return Ok(());
+        }
+        let n_live = scores.live_len();
+
+        if n_live <= SMALL_LIVE_SET {
+            if let Some(softmax) = Softmax::of(scores) {
+                self.walk_above(scores, &softmax, threshold, keep);
             }
-            first = cands.last().map(|e| (e.0 - m, e.0, prefix));
+            return Ok(());
         }
 
-        // A token of weight w with w / z < threshold / (n_live - 1) has a
-        // tail below the threshold, so it and everything after it go: the
-        // nucleus lies at or above `bound` (loosened by a margin, and never
-        // excluding the maximum).
-        let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
-        let bound = bound.min(0.0) as f32;
-        let Some((lowest, lowest_score, head_mass)) = first else {
-            self.walk_above(scores, &softmax, bound, head, keep, removed);
+        // The normalizer's pass fills the mass histogram too.
+        let m = scores.max();
+        if m == f32::NEG_INFINITY {
+            return Ok(());
+        }
+        let z = self.histogram.fill(scores, m);
+        let Some(softmax) = Softmax::from_parts(m, z) else {
             return Ok(());
         };
-
-        // The second round gathers the tokens below the first round's with
-        // `x - max >= cut`, for a falling cut, until the mass gathered with
-        // the first round leaves less than the threshold outside (with a
-        // margin against the order of the sums): then the token after them
-        // is removed, so the nucleus is among them. Each cut is a secant
-        // step on the mass gathered against the cut (the first from the mean
-        // slope of the first round), stretched by a quarter so that one or
-        // two gathers suffice; the cut stops at `bound`.
-        //
-        // The gathered tokens go into 1024 buckets by score (all of a bucket
-        // ranks above all of the next), their masses summed per bucket; the
-        // bucket whose mass makes the following token's tail fall to the
-        // threshold holds the boundary. Only that bucket is sorted and
-        // walked.
-        const BUCKETS: usize = 1024;
-        let need = z * (1.0 - f64::from(threshold) * (1.0 - 1e-4));
-        let mut masses;
-        let (mut upper, mut lower) = ((0.0f32, 0.0f64), (lowest, head_mass));
-        let mut attempts = 0;
-        let cut = loop {
-            let width = upper.0 - lower.0;
-            let gained = lower.1 - upper.1;
-            let step = if width > 0.0 && gained > 0.0 {
-                (1.25 * (need - lower.1) * f64::from(width) / gained) as f32
-            } else {
-                2.0 * width.max(0.5)
-            };
-            // Two secant steps at most: a nucleus that they do not reach is
-            // wide, and its gather goes straight to the bound, so that the
-            // number of passes does not grow with the nucleus.
-            let cut =
-                if attempts < 2 { (lower.0 - step.clamp(0.125, 16.0)).max(bound) } else { bound };
-            attempts += 1;
-            gather_between(scores, m, cut, lowest_score, &mut self.candidates);
-            let bucket = bucketing(m, lowest, cut, BUCKETS);
-            masses = [0.0; BUCKETS];
-            // Eight weights at a time, in vector registers; each added to
-            // its bucket in order.
-            let mut chunks = self.candidates.chunks_exact(EXP_LANES);
-            for chunk in &mut chunks {
-                let mut x = [0.0f32; EXP_LANES];
-                for (x, e) in x.iter_mut().zip(chunk) {
-                    *x = e.0;
-                }
-                for (&x, w) in x.iter().zip(exp_lanes(x, m)) {
-                    masses[bucket(x)] += f64::from(w);
-                }
-            }
-            for e in chunks.remainder() {
-                masses[bucket(e.0)] += softmax.weight(e.0);
-            }
-            let mass = head_mass + masses.iter().sum::<f64>();
-            if cut <= bound || mass >= need {
-                break cut;
-            }
-            (upper, lower) = (lower, (cut, mass));
-        };
-        let bucket = bucketing(m, lowest, cut, BUCKETS);
-        let mut before = head_mass;
-        let mut boundary = BUCKETS;
-        for (b, &w) in masses.iter().enumerate() {
+        let removed = |prefix: f64| ((z - prefix) / z) as f32 <= threshold;
+        // The boundary bucket: the first whose mass makes the next token's
+        // tail fall to the threshold. Everything in the buckets before it is
+        // kept (its prefix is lower), so only this bucket is ranked.
+        let mut before = 0.0f64;
+        let mut boundary = None;
+        for (b, &w) in self.histogram.masses().iter().enumerate() {
             if removed(before + w) {
-                boundary = b;
+                boundary = Some(b);
                 break;
             }
             before += w;
         }
-        let buf = &mut self.candidates;
-        if boundary < BUCKETS {
-            // One branch-free pass keeps the buckets above the boundary in
-            // place, in id order; the boundary bucket (a few tokens) goes
-            // aside to be sorted and walked.
-            let edge = &mut self.edge;
-            edge.clear();
-            let mut front = 0;
-            for i in 0..buf.len() {
-                let e = buf[i];
-                let b = bucket(e.0);
-                buf[front] = e;
-                front += usize::from(b < boundary);
-                if b == boundary {
-                    edge.push(e);
+        if let Some(bucket) = boundary {
+            // A wide nucleus (a third of a dense row or more) is cut in
+            // place: the tokens after the boundary bucket are set to `-inf`
+            // and the row stays dense. Every weight is at most 1 (within
+            // an ulp), so the buckets before the boundary hold at least
+            // `before` tokens: with `before` above the quota, the token
+            // after the bucket is removed whatever the walk finds.
+            if !scores.is_truncated()
+                && before >= 1.01 * keep as f64
+                && wide_before(scores.values(), m, bucket, WIDE)
+            {
+                let edge = &mut self.edge;
+                let base = mask_after_bucket(scores.values_mut(), m, bucket, edge);
+                let n = first_stop(
+                    edge,
+                    FIRST_ROUND,
+                    rank_desc,
+                    |e| softmax.weight(e.0),
+                    |i, above, _| base + i >= keep && removed(before + above),
+                );
+                let values = scores.values_mut();
+                for e in &edge[n..] {
+                    values[e.1 as usize] = f32::NEG_INFINITY;
                 }
+                return Ok(());
             }
-            buf.truncate(front);
-            edge.sort_unstable_by(rank_desc);
-            // The ranks here are past the first round, so past the quota.
-            let mut taken = edge.len();
-            for (i, e) in edge.iter().enumerate() {
-                if removed(before) {
-                    taken = i;
-                    break;
+            let base = split_at_bucket(scores, m, bucket, &mut self.above, &mut self.edge);
+            let n = first_stop(
+                &mut self.edge,
+                FIRST_ROUND,
+                rank_desc,
+                |e| softmax.weight(e.0),
+                |i, above, _| base + i >= keep && removed(before + above),
+            );
+            // Unless the quota reaches past the bucket (then the token after
+            // it stays too, and the walk below settles the count), the token
+            // after the bucket is removed: its prefix is the mass through
+            // the bucket.
+            if n < self.edge.len() || base + n >= keep {
+                // The bucket's survivors after the others, in one slice.
+                let total = base + n;
+                if self.above.len() < total {
+                    self.above.resize(total, 0);
                 }
-                before += softmax.weight(e.0);
+                for (slot, e) in self.above[base..total].iter_mut().zip(&self.edge) {
+                    *slot = e.1;
+                }
+                let ids = &self.above[..total];
+                if total <= SORTED_SURVIVORS {
+                    let values = scores.values();
+                    let buf = &mut self.candidates;
+                    buf.clear();
+                    buf.extend(ids.iter().map(|&id| (values[id as usize], id)));
+                    sort_ranked(buf);
+                    scores.set_live(buf.iter().map(|e| e.1), true);
+                } else {
+                    scores.set_live(ids.iter().copied(), false);
+                }
+                return Ok(());
             }
-            buf.extend_from_slice(&edge[..taken]);
         }
-        let kept = buf.len();
-        // Small nuclei are handed on sorted; large ones are not sorted.
-        let sorted = self.head.len() + kept <= SORTED_SURVIVORS;
-        if sorted {
-            buf[..kept].sort_unstable_by(rank_desc);
-        }
-        let ids = self.head.iter().chain(&buf[..kept]).map(|e| e.1);
-        scores.set_live(ids, sorted);
+        // The cut lies among the tokens below `max - 32` (a `p` within about
+        // 1e-12 of 1 on a long row), or the quota reaches past the nucleus.
+        self.walk_above(scores, &softmax, threshold, keep);
         Ok(())
     }
 }
 
-/// The bucket of a score `x` in `[max + cut, max + lowest)`, out of `n`
-/// equal slices of that range, the highest scores in bucket 0. Monotone:
-/// a higher score never falls in a later bucket.
-fn bucketing(m: f32, lowest: f32, cut: f32, n: usize) -> impl Fn(f32) -> usize {
-    let width = (lowest - cut) / n as f32;
-    let per = if width > 0.0 { 1.0 / width } else { 0.0 };
-    move |x: f32| {
-        let b = (lowest - (x - m)) * per;
-        (b as usize).min(n - 1)
-    }
-}
-
 impl TopP {
-    /// The nucleus among the live tokens with `x - max >= bound` (which
-    /// holds it), located by [`first_stop`]: the path of small live sets.
+    /// The nucleus among the live tokens above the bound
+    /// `f32(1 - p) / (n - 1)` on the probability, which holds it, located
+    /// by [`first_stop`]: the path of small live sets and of the rare
+    /// nucleus the buckets do not resolve.
     fn walk_above(
         &mut self,
         scores: &mut Scores<'_>,
         softmax: &Softmax,
-        bound: f32,
-        head: usize,
+        threshold: f32,
         keep: usize,
-        removed: impl Fn(f64) -> bool,
     ) {
+        let z = softmax.sum();
+        let removed = |prefix: f64| ((z - prefix) / z) as f32 <= threshold;
+        // A token of weight w with w / z < threshold / (n_live - 1) has a
+        // tail below the threshold, so it and everything after it go: the
+        // nucleus lies at or above `bound` (loosened by a margin, and never
+        // excluding the maximum).
+        let n_live = scores.live_len();
+        let bound = (f64::from(threshold) * z / (n_live - 1) as f64).ln() - 1e-3;
+        let bound = bound.min(0.0) as f32;
         let buffer = &mut self.candidates;
         gather_between(scores, softmax.max(), bound, f32::INFINITY, buffer);
         if buffer.len() < keep {
@@ -386,15 +347,15 @@ impl TopP {
         }
         let n = first_stop(
             buffer,
-            head,
+            FIRST_ROUND,
             rank_desc,
             |e| softmax.weight(e.0),
             |i, before, _| i >= keep && removed(before),
         );
         // Small nuclei are handed on sorted; large ones are not sorted.
-        let sorted = n <= head.max(SORTED_SURVIVORS);
-        if sorted && n > head {
-            buffer[head..n].sort_unstable_by(rank_desc);
+        let sorted = n <= SORTED_SURVIVORS;
+        if sorted && n > FIRST_ROUND {
+            buffer[FIRST_ROUND..n].sort_unstable_by(rank_desc);
         }
         scores.set_live(buffer[..n].iter().map(|e| e.1), sorted);
     }
@@ -565,8 +526,9 @@ mod tests {
     fn a_wide_nucleus_matches_the_closed_form() {
         // Scores -0.001·rank, ids scattered: probabilities r^rank with
         // r = e^-0.001, so the first n ranks hold (1 - r^n) / (1 - r^V). The
-        // nucleus for p = 0.9 spans about 2300 ranks: several sort rounds.
-        const V: usize = 5000;
+        // nucleus for p = 0.9 spans about 2300 ranks: several sort rounds
+        // (a fifth of the row: not wide enough to be cut in place).
+        const V: usize = 12_000;
         let mut row = vec![0.0f32; V];
         for rank in 0..V {
             row[rank * 7919 % V] = -0.001 * rank as f32;
@@ -704,6 +666,134 @@ mod tests {
             // Past the first round of 256 candidates: the second round ran.
             assert!(kept.len() > 256, "p = {p}: {}", kept.len());
         }
+    }
+
+    /// `naive_nucleus` in id order, finite tokens only.
+    fn naive_kept(row: &[f32], p: f64) -> Vec<TokenId> {
+        let mut kept: Vec<TokenId> =
+            naive_nucleus(row, p).into_iter().filter(|&id| row[id as usize] > NEG).collect();
+        kept.sort_unstable();
+        kept
+    }
+
+    /// Ids scattered over `0..n` (a bijection, as 7919 is prime to `n`).
+    fn scattered(n: usize, score: impl Fn(usize) -> f32) -> Vec<f32> {
+        let mut row = vec![0.0f32; n];
+        for rank in 0..n {
+            row[rank * 7919 % n] = score(rank);
+        }
+        row
+    }
+
+    #[test]
+    fn scores_on_bucket_edges_and_one_ulp_off_them() {
+        // The histogram's buckets are 1/64 wide along max - x, centred on
+        // the multiples of 1/64: scores on every multiple of 1/128 (the
+        // centres and the edges), and one ulp above and below, on both
+        // sides of the boundary bucket; every cut matches the naive walk.
+        let up = |x: f32, ulps: i32| {
+            // One step away from zero is `bits + 1` for either sign.
+            let away = if x > 0.0 { ulps } else { -ulps };
+            if x == 0.0 {
+                f32::from_bits(1) * ulps as f32
+            } else {
+                f32::from_bits((x.to_bits() as i32 + away) as u32)
+            }
+        };
+        let row = scattered(6000, |rank| {
+            let edge = 4.0 - (rank / 3) as f32 / 128.0;
+            match rank % 3 {
+                0 => up(edge, 1),
+                1 => edge,
+                _ => up(edge, -1),
+            }
+        });
+        for p in [0.1, 0.5, 0.9, 0.97, 0.999] {
+            let kept = survivors(&mut top_p(p as f32), &row);
+            assert_eq!(kept, naive_kept(&row, p), "p = {p}");
+        }
+    }
+
+    #[test]
+    fn all_equal_rows_cut_at_exact_masses() {
+        // 1000 equal scores: the tail at rank i is exactly (1000 - i)/1000,
+        // so for p = 0.5 the tail of rank 500 equals f32(1 - p) and that
+        // token goes (the mass is exactly p): the 500 highest ids stay.
+        let row = vec![2.5f32; 1000];
+        for (p, n) in [(0.5f32, 500usize), (0.25, 250), (0.75, 750), (0.9, 900), (0.001, 1)] {
+            let kept = survivors(&mut top_p(p), &row);
+            let want: Vec<TokenId> = (1000 - n as TokenId..1000).collect();
+            assert_eq!(kept, want, "p = {p}");
+        }
+        // A whole row in one bucket, long enough to need the galloping walk.
+        let row = vec![-1.0f32; 40_000];
+        let kept = survivors(&mut top_p(0.3), &row);
+        assert_eq!(kept, (28_000..40_000).collect::<Vec<TokenId>>());
+    }
+
+    #[test]
+    fn masked_lanes_never_count() {
+        // 40% of the row masked (the masked lanes go through the
+        // histogram's catch-all), and 95% masked (the masked tokens are
+        // dropped first).
+        for (every, masked) in [(5usize, 2usize), (20, 19)] {
+            let row =
+                scattered(
+                    20_000,
+                    |rank| {
+                        if rank % every < masked { NEG } else { -0.002 * rank as f32 }
+                    },
+                );
+            for p in [0.2, 0.9, 0.99] {
+                let kept = survivors(&mut top_p(p as f32), &row);
+                assert!(kept.iter().all(|&id| row[id as usize] > NEG));
+                assert_eq!(kept, naive_kept(&row, p), "every = {every}, p = {p}");
+            }
+        }
+        // Fewer finite tokens than the quota: all of them, no masked one.
+        let row = scattered(5000, |rank| if rank < 3 { rank as f32 } else { NEG });
+        let mut p = top_p(0.5).min_tokens_to_keep(10).unwrap();
+        let mut want: Vec<TokenId> = (0..3).map(|rank| (rank * 7919 % 5000) as TokenId).collect();
+        want.sort_unstable();
+        assert_eq!(survivors(&mut p, &row), want);
+    }
+
+    #[test]
+    fn a_wide_nucleus_of_a_dense_row_is_cut_in_place() {
+        // Scores spread over [-1, 1]: top-p 0.9 keeps most of the row,
+        // which stays dense with -inf over the removed tokens (masked ones
+        // among them); the same tokens as the naive walk.
+        let mut row = scattered(20_000, |rank| 1.0 - rank as f32 / 10_000.0);
+        for (i, x) in row.iter_mut().enumerate() {
+            if i % 5 == 3 {
+                *x = NEG;
+            }
+        }
+        for (p, dense) in [(0.2, false), (0.9, true), (0.999, true)] {
+            let mut out = row.clone();
+            let mut live = Vec::new();
+            let mut scores = Scores::new(&mut out, &mut live);
+            top_p(p as f32).process(&Context::empty(), &mut scores).unwrap();
+            assert_eq!(!scores.is_truncated(), dense, "p = {p}");
+            scores.densify();
+            let kept: Vec<TokenId> =
+                (0..out.len() as TokenId).filter(|&id| out[id as usize] > NEG).collect();
+            assert_eq!(kept, naive_kept(&row, p), "p = {p}");
+            for &id in &kept {
+                assert_eq!(out[id as usize], row[id as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_quota_beyond_the_nucleus_is_filled_in_rank_order() {
+        // One dominant token: the nucleus is that token alone, the quota
+        // of 500 keeps the 499 next best as well.
+        let row = scattered(3000, |rank| if rank == 0 { 30.0 } else { -0.001 * rank as f32 });
+        let mut p = top_p(0.9).min_tokens_to_keep(500).unwrap();
+        let mut want: Vec<TokenId> = (0..500).map(|rank| (rank * 7919 % 3000) as TokenId).collect();
+        want.sort_unstable();
+        assert_eq!(survivors(&mut p, &row), want);
     }
 
     #[test]

@@ -102,10 +102,7 @@ impl Typical {
     ///
     /// [`Error::InvalidParameter`] when `n == 0`.
     pub fn min_tokens_to_keep(mut self, n: usize) -> Result<Self, Error> {
-        if n == 0 {
-            return Err(Error::invalid("min_tokens_to_keep", "at least 1", n));
-        }
-        self.min_tokens_to_keep = n;
+        self.min_tokens_to_keep = super::checked_min_tokens_to_keep(n)?;
         Ok(self)
     }
 

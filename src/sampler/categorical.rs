@@ -16,8 +16,10 @@ const BLOCK: usize = 1024;
 ///    largest weight is exactly 1 and nothing overflows), with the crate's
 ///    vectorized exponential (within 1 ulp of the exact value).
 /// 2. The weights are summed in f64, block by block (1024 entries a block,
-///    in live-set order, or id order before truncation); `total` is the sum
-///    of the block sums.
+///    in live-set order, or id order before truncation; a dense row with
+///    half or more of 64 evenly spaced scores at `-inf` is read as the
+///    list of its finite tokens, in id order); `total` is the sum of the
+///    block sums.
 /// 3. One uniform `u` in `[0, 1)` ([`unit_f64`]: 53 bits of one
 ///    `next_u64`), scaled by the actual total: `target = u * total`.
 /// 4. The chosen token is the first (in the same order) whose inclusive
@@ -38,8 +40,10 @@ const BLOCK: usize = 1024;
 ///
 /// Two passes over the live scores plus one block: the maximum (which also
 /// checks for NaN and `+inf`), then the block sums, which the compiler
-/// vectorizes; the walk re-evaluates one block only. No allocation once the
-/// block buffer has grown.
+/// vectorizes; the walk re-evaluates one block only. On a mostly masked
+/// dense row one branch-free pass lists the finite tokens first, and the
+/// exponentials run over them only. No allocation once the buffers have
+/// grown.
 ///
 /// # Example
 ///
@@ -58,6 +62,8 @@ const BLOCK: usize = 1024;
 #[derive(Debug, Clone, Default)]
 pub struct Categorical {
     block_sums: Vec<f64>,
+    /// The finite tokens of a mostly masked row.
+    finite: Vec<TokenId>,
 }
 
 impl Categorical {
@@ -83,8 +89,16 @@ impl Categorical {
             return Err(Error::AllMasked);
         }
         let values = scores.values();
+        // A mostly masked dense row (a grammar mask, a padded vocabulary) is
+        // walked through the ids of its finite tokens, in id order: the
+        // exponentials then run over those only.
+        let mut live = scores.live_ids();
+        if live.is_none() && math::mostly_masked(values) {
+            let n = math::finite_ids(values, &mut self.finite);
+            live = Some(&self.finite[..n]);
+        }
         self.block_sums.clear();
-        match scores.live_ids() {
+        match live {
             Some(ids) => self
                 .block_sums
                 .extend(ids.chunks(BLOCK).map(|block| math::sum_exp_ids(values, block, m))),
@@ -94,7 +108,7 @@ impl Categorical {
         }
         let total: f64 = self.block_sums.iter().sum();
         let target = u * total;
-        let (token, x) = match scores.live_ids() {
+        let (token, x) = match live {
             Some(ids) => self.walk(target, ids.len(), |i| (ids[i], values[ids[i] as usize]), m),
             None => self.walk(target, values.len(), |i| (i as TokenId, values[i]), m),
         };
@@ -241,6 +255,32 @@ mod tests {
         ));
         assert!(matches!(draw(&[0.0], 1.0), Err(Error::InvalidParameter { name: "u", .. })));
         assert!(matches!(draw(&[0.0], -0.1), Err(Error::InvalidParameter { .. })));
+    }
+
+    #[test]
+    fn a_mostly_masked_row_draws_as_the_list_of_its_finite_tokens() {
+        // 10% of the row finite: the same draws, bit for bit, as the row
+        // truncated to its finite tokens in id order.
+        let row: Vec<f32> = (0..5000)
+            .map(|i| if i % 10 == 7 { (i as f32 * 0.37).sin() * 4.0 } else { NEG })
+            .collect();
+        let finite: Vec<TokenId> = (0..5000).filter(|&i| row[i as usize] > NEG).collect();
+        let mut c = Categorical::new();
+        for k in 0..500 {
+            let u = f64::from(k) / 500.0;
+            let dense = draw(&row, u).unwrap();
+            let mut buf = row.clone();
+            let mut live = Vec::new();
+            let mut scores = Scores::new(&mut buf, &mut live);
+            scores.set_live(finite.iter().copied(), false);
+            let listed = c.sample_with_uniform(&scores, u).unwrap();
+            assert_eq!(dense.token, listed.token, "u = {u}");
+            assert_eq!(dense.logprob.to_bits(), listed.logprob.to_bits(), "u = {u}");
+        }
+        // A NaN among the masked tokens is still an error.
+        let mut bad = row.clone();
+        bad[100] = f32::NAN;
+        assert!(matches!(draw(&bad, 0.5), Err(Error::InvalidLogit { index: 100, .. })));
     }
 
     #[test]

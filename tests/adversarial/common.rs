@@ -77,48 +77,9 @@ pub fn draw_words(row: &[f32], words: &[u64]) -> Result<Sampled, Error> {
     Categorical::new().sample(&Scores::new(&mut row, &mut live), &mut Words::new(words))
 }
 
-/// A random source that returns fixed 64-bit words (cycling) and counts the
-/// calls: word 0 is the uniform 0, `u64::MAX` the uniform `1 - 2^-53`.
-#[derive(Debug, Clone, Default)]
-pub struct Words {
-    pub words: Vec<u64>,
-    pub next: usize,
-    pub u32_calls: usize,
-    pub u64_calls: usize,
-    pub fill_calls: usize,
-}
-
-impl Words {
-    pub fn new(words: &[u64]) -> Self {
-        Words { words: words.to_vec(), ..Words::default() }
-    }
-
-    fn word(&mut self) -> u64 {
-        let w = self.words[self.next % self.words.len()];
-        self.next += 1;
-        w
-    }
-}
-
-impl rand::TryRng for Words {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.u32_calls += 1;
-        Ok((self.word() >> 32) as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.u64_calls += 1;
-        Ok(self.word())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        self.fill_calls += 1;
-        for chunk in dst.chunks_mut(8) {
-            let w = self.word().to_le_bytes();
-            chunk.copy_from_slice(&w[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
+#[path = "../common/words.rs"]
+mod words;
+pub use words::Words;
 
 /// A random source that must never be used.
 #[derive(Debug)]
@@ -156,25 +117,7 @@ pub fn assert_invalid_logit<T: std::fmt::Debug>(r: Result<T, Error>, index: usiz
     }
 }
 
+#[path = "../common/toy_models.rs"]
+mod toy_models;
 /// A model that always writes the same row.
-#[derive(Debug, Clone)]
-pub struct Fixed(pub Vec<f32>);
-
-impl decoding::LanguageModel for Fixed {
-    type Error = std::convert::Infallible;
-    fn vocab_size(&self) -> usize {
-        self.0.len()
-    }
-    fn forward(
-        &mut self,
-        _: &[TokenId],
-        _position: usize,
-        logits: &mut [f32],
-    ) -> Result<(), Self::Error> {
-        logits.copy_from_slice(&self.0);
-        Ok(())
-    }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
+pub use toy_models::FixedRow as Fixed;

@@ -68,6 +68,7 @@ fn f17_ties_at_the_kth_value_are_all_kept() {
     }
 }
 
+#[cfg(feature = "ndarray")]
 #[test]
 fn f17_ties_do_not_depend_on_the_position_in_a_batch() {
     let rows = ndarray::array![[0.0f32, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]];

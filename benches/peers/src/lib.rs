@@ -59,7 +59,7 @@ pub type Shape = (&'static str, &'static str, usize, f32, Chain, f64);
 
 /// The row shapes, beside the standard cases: masked rows, low and high
 /// temperatures, a flat row, large k, rows in ascending and descending order.
-pub const SHAPES: [Shape; 14] = [
+pub const SHAPES: [Shape; 16] = [
     ("m50", "50% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
     ("m90", "90% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
     ("m99", "99% at -inf, T → sample", 128_256, 0.8, Chain::Sample, 0.8),
@@ -68,7 +68,9 @@ pub const SHAPES: [Shape; 14] = [
     ("t025", "T 0.25 → sample", 128_256, 0.25, Chain::Sample, 0.8),
     ("t025v", "T 0.25 → sample, V = 256000", 256_000, 0.25, Chain::Sample, 0.8),
     ("t15p", "T 1.5 → top-p 0.9 → sample", 128_256, 1.5, Chain::TopP(0.9), 1.5),
+    ("t15pv", "T 1.5 → top-p 0.9 → sample, V = 256000", 256_000, 1.5, Chain::TopP(0.9), 1.5),
     ("flatp", "flat row N(0, 1), top-p 0.9 → sample", 128_256, 1.0, Chain::TopP(0.9), 2.0),
+    ("flatpv", "flat row, top-p 0.9 → sample, V = 256000", 256_000, 1.0, Chain::TopP(0.9), 2.0),
     ("k1000", "T → top-k 1000 → sample", 128_256, 0.8, Chain::TopK(1000), 0.5),
     ("k5000", "T → top-k 5000 → sample", 128_256, 0.8, Chain::TopK(5000), 0.8),
     ("asc", "row sorted ascending, T → top-k 50 → sample", 128_256, 0.8, Chain::TopK(50), 0.5),
@@ -84,7 +86,7 @@ pub fn shape_row(id: &str, v: usize) -> Vec<f32> {
         "m90" | "m90p" => data::masked(&standard, 0.9, f32::NEG_INFINITY),
         "m99" => data::masked(&standard, 0.99, f32::NEG_INFINITY),
         "m90f" => data::masked(&standard, 0.9, -60.0),
-        "flatp" => data::flat(v),
+        "flatp" | "flatpv" => data::flat(v),
         "asc" | "ascp" => data::sorted(&standard, true),
         "desc" => data::sorted(&standard, false),
         _ => standard,
