@@ -12,6 +12,10 @@
 //! - `speculative/agree/k=4`: the same 64 tokens, the draft always right.
 //! - `speculative/partial/k=4`: a draft wrong after every even token
 //!   (a quarter of the drafted tokens accepted).
+//! - `rewrite/plain/greedy`: 64 greedy tokens after a prompt that holds
+//!   them already (a text followed by its first token, as in "rewrite
+//!   this text"); `rewrite/prompt-lookup/k=K`: the same tokens with prompt
+//!   lookup decoding (no draft model), `K` tokens copied per round.
 //!
 //! The acceptance rate and the target calls of each are printed first.
 //!
@@ -22,8 +26,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use decoding::sampler::Greedy;
 use decoding::{
-    GenerateOptions, Generator, LanguageModel, Pipeline, RewindableModel, SpeculativeOptions,
-    TokenId, Verification,
+    GenerateOptions, Generator, LanguageModel, Pipeline, PromptLookup, RewindableModel,
+    SpeculativeOptions, TokenId, Verification,
 };
 
 const V: usize = 512;
@@ -86,13 +90,7 @@ impl LanguageModel for WeightBound {
         self.row(*self.history.last().unwrap_or(&0), logits);
         Ok(())
     }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.history.clear();
-        Ok(())
-    }
-}
 
-impl RewindableModel for WeightBound {
     fn forward_all(
         &mut self,
         tokens: &[TokenId],
@@ -106,6 +104,13 @@ impl RewindableModel for WeightBound {
         }
         Ok(())
     }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.history.clear();
+        Ok(())
+    }
+}
+
+impl RewindableModel for WeightBound {
     fn rewind(&mut self, len: usize) -> Result<(), Self::Error> {
         self.history.truncate(len);
         Ok(())
@@ -125,7 +130,7 @@ fn bench(c: &mut Criterion) {
         let mut draft = WeightBound::new(512, wrong);
         let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(TOKENS));
         let check = generator.generate_speculative(&mut target, &mut draft, &prompt, &k4).unwrap();
-        assert_eq!(check, plain.generate(&mut target, &prompt).unwrap());
+        assert_eq!(check.tokens, plain.generate(&mut target, &prompt).unwrap().tokens);
         let stats = generator.speculative_stats();
         eprintln!(
             "{name}: acceptance {:?}, {} target calls",
@@ -139,6 +144,39 @@ fn bench(c: &mut Criterion) {
                         .generate_speculative(&mut target, &mut draft, black_box(&prompt), &k4)
                         .unwrap(),
                 )
+            })
+        });
+    }
+
+    // A text of 64 tokens the target writes after token 1, then token 1
+    // again: the target rewrites the text, which the lookup copies.
+    let text = plain.generate(&mut target, &[1]).unwrap().tokens;
+    let rewrite: Vec<TokenId> = [1].iter().chain(&text).chain(&[1]).copied().collect();
+    let expected = plain.generate(&mut target, &rewrite).unwrap();
+    assert_eq!(expected.tokens, text);
+    group.bench_function("rewrite/plain/greedy", |b| {
+        b.iter(|| black_box(plain.generate(&mut target, black_box(&rewrite)).unwrap()))
+    });
+    for k in [4, 8] {
+        let lookup = PromptLookup::new(k, 2, Verification::Greedy).unwrap();
+        let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(TOKENS));
+        let check = generator.generate_prompt_lookup(&mut target, &rewrite, &lookup).unwrap();
+        assert_eq!(check.tokens, expected.tokens);
+        let stats = generator.speculative_stats();
+        eprintln!(
+            "rewrite, k = {k}: acceptance {:?}, {} target calls for {} tokens",
+            stats.acceptance_rate(),
+            stats.target_calls,
+            stats.emitted()
+        );
+        group.bench_function(format!("rewrite/prompt-lookup/k={k}"), |b| {
+            b.iter(|| {
+                black_box(generator.generate_prompt_lookup(
+                    &mut target,
+                    black_box(&rewrite),
+                    &lookup,
+                ))
+                .unwrap()
             })
         });
     }

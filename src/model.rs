@@ -85,6 +85,42 @@ pub trait LanguageModel {
         logits: &mut [f32],
     ) -> Result<(), Self::Error>;
 
+    /// Feeds `tokens` as [`LanguageModel::forward`] does, and writes the
+    /// scores of the position after **each** of them: row `i` (the scores
+    /// after `tokens[i]`) in `logits[i * V..(i + 1) * V]`, with `V` the
+    /// [`vocab_size`](LanguageModel::vocab_size). `logits` has exactly
+    /// `tokens.len() * V` entries; an empty `tokens` writes nothing.
+    ///
+    /// What needs the scores of several positions at once calls it:
+    /// speculative decoding (verifying `k` drafted tokens is one call) and
+    /// prompt log-probabilities
+    /// ([`GenerateOptionsBuilder::prompt_logprobs`](crate::GenerateOptionsBuilder::prompt_logprobs):
+    /// the prompt is fed in chunks of rows). A transformer runs the new
+    /// positions once and applies its head to each of them. The default
+    /// calls [`LanguageModel::forward`] once per token, which is correct
+    /// under the incremental contract but does no batching: override it
+    /// when the model can do better. `position` is as in
+    /// [`LanguageModel::forward`].
+    ///
+    /// # Errors
+    ///
+    /// Whatever the model reports.
+    fn forward_all(
+        &mut self,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<(), Self::Error> {
+        let vocab = self.vocab_size();
+        if vocab == 0 {
+            return Ok(());
+        }
+        for (i, (&token, row)) in tokens.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
+            self.forward(std::slice::from_ref(&token), position + i, row)?;
+        }
+        Ok(())
+    }
+
     /// Forgets every cached position: the next call starts a new sequence
     /// at position 0.
     ///
@@ -96,8 +132,8 @@ pub trait LanguageModel {
     fn reset(&mut self) -> Result<(), Self::Error>;
 }
 
-/// A [`LanguageModel`] that can score several positions in one call and
-/// forget its latest positions: what speculative decoding
+/// A [`LanguageModel`] that can forget its latest positions: what
+/// speculative decoding
 /// ([`Generator::generate_speculative`](crate::Generator::generate_speculative))
 /// needs of both the target and the draft model.
 ///
@@ -116,7 +152,7 @@ pub trait LanguageModel {
 ///
 /// A bigram model holds only its last token, so every rewind leaves it in
 /// a correct state: the next call feeds at least one token, which replaces
-/// it. The default [`RewindableModel::forward_all`] is enough.
+/// it. The default [`LanguageModel::forward_all`] is enough.
 ///
 /// ```
 /// use decoding::{LanguageModel, RewindableModel, TokenId};
@@ -150,37 +186,6 @@ pub trait LanguageModel {
 /// # Ok::<(), std::convert::Infallible>(())
 /// ```
 pub trait RewindableModel: LanguageModel {
-    /// Feeds `tokens` as [`LanguageModel::forward`] does, and writes the
-    /// scores of the position after **each** of them: row `i` (the scores
-    /// after `tokens[i]`) in `logits[i * V..(i + 1) * V]`, with `V` the
-    /// [`vocab_size`](LanguageModel::vocab_size). `logits` has exactly
-    /// `tokens.len() * V` entries; an empty `tokens` writes nothing.
-    ///
-    /// A transformer runs the new positions once and applies its head to
-    /// each of them, so verifying `k` drafted tokens costs one call. The
-    /// default calls [`LanguageModel::forward`] once per token, which is
-    /// correct under the incremental contract but does no batching.
-    /// `position` is as in [`LanguageModel::forward`].
-    ///
-    /// # Errors
-    ///
-    /// Whatever the model reports.
-    fn forward_all(
-        &mut self,
-        tokens: &[TokenId],
-        position: usize,
-        logits: &mut [f32],
-    ) -> Result<(), Self::Error> {
-        let vocab = self.vocab_size();
-        if vocab == 0 {
-            return Ok(());
-        }
-        for (i, (&token, row)) in tokens.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
-            self.forward(std::slice::from_ref(&token), position + i, row)?;
-        }
-        Ok(())
-    }
-
     /// Forgets every held position from `len` on, so the model holds the
     /// first `len` tokens fed since the last [`reset`](LanguageModel::reset)
     /// and the next [`forward`](LanguageModel::forward) continues after

@@ -152,15 +152,6 @@ impl<M: RewindableModel> LanguageModel for PrefixCache<M> {
         self.model.forward(&tokens[skip..], start, logits).inspect_err(|_| self.forget())
     }
 
-    /// Marks the next call as the start of a new sequence; the model itself
-    /// is rewound (or reset) then, as far as the new sequence needs.
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.restart = true;
-        Ok(())
-    }
-}
-
-impl<M: RewindableModel> RewindableModel for PrefixCache<M> {
     fn forward_all(
         &mut self,
         tokens: &[TokenId],
@@ -179,6 +170,15 @@ impl<M: RewindableModel> RewindableModel for PrefixCache<M> {
         self.model.forward_all(tokens, start, logits).inspect_err(|_| self.forget())
     }
 
+    /// Marks the next call as the start of a new sequence; the model itself
+    /// is rewound (or reset) then, as far as the new sequence needs.
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.restart = true;
+        Ok(())
+    }
+}
+
+impl<M: RewindableModel> RewindableModel for PrefixCache<M> {
     fn rewind(&mut self, len: usize) -> Result<(), Self::Error> {
         if len < self.held.len() {
             self.held.truncate(len);

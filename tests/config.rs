@@ -23,10 +23,12 @@ use decoding::config::{
     LlamaCppStage, Logprobs, OpenAiParams,
 };
 use decoding::processors::{
-    LogitBias, PresenceFrequencyPenalty, RepetitionPenalty, Temperature, TopK, TopP,
+    LogSoftmax, LogitBias, PresenceFrequencyPenalty, RepetitionPenalty, Temperature, TopK, TopP,
+    Watermark,
 };
+use decoding::watermark::SeedingScheme;
 use decoding::{
-    Context, Error, GenerateOptions, Generator, LanguageModel, LogprobMode, Pipeline, TokenId,
+    Context, Error, GenerateOptions, Generator, LogprobMode, Pipeline, TokenId, Verification,
 };
 use serde_json::Value;
 
@@ -385,11 +387,11 @@ fn eos_token_id_is_an_id_or_a_list_both_ways() {
 #[test]
 fn unsupported_settings_fail_the_build_until_cleared() {
     let mut c = GenerationConfig::from_json(
-        r#"{"penalty_alpha": 0.6, "guidance_scale": 3.0, "do_sample": true, "top_k": 5}"#,
+        r#"{"penalty_alpha": 0.6, "token_healing": true, "do_sample": true, "top_k": 5}"#,
     )
     .unwrap();
     let keys: Vec<_> = c.unsupported.iter().map(|u| u.key).collect();
-    assert_eq!(keys, ["penalty_alpha", "guidance_scale"]);
+    assert_eq!(keys, ["penalty_alpha", "token_healing"]);
     match c.build() {
         Err(Error::InvalidParameter { name, expected, value }) => {
             assert_eq!((name, value.as_str()), ("penalty_alpha", "0.6"));
@@ -399,6 +401,139 @@ fn unsupported_settings_fail_the_build_until_cleared() {
     }
     c.unsupported.clear();
     assert_eq!(c.build().unwrap().stages(), ["TopK(k=5)"]);
+}
+
+#[test]
+fn guidance_prompt_lookup_and_watermarking_are_read_and_shown_in_the_plan() {
+    let c = GenerationConfig::from_json(
+        r#"{"do_sample": true, "top_k": 5, "renormalize_logits": true, "guidance_scale": 1.5,
+            "prompt_lookup_num_tokens": 6, "max_matching_ngram_size": 3,
+            "watermarking_config": {"greenlist_ratio": 0.5, "bias": 1.5,
+                "hashing_key": 42, "seeding_scheme": "selfhash", "context_width": 2}}"#,
+    )
+    .unwrap();
+    assert!(c.unsupported.is_empty());
+    assert_eq!(
+        (c.guidance_scale, c.prompt_lookup_num_tokens, c.max_matching_ngram_size),
+        (Some(1.5), Some(6), Some(3))
+    );
+    let w = c.watermarking_config.clone().unwrap();
+    assert_eq!((w.greenlist_ratio, w.bias, w.hashing_key, w.context_width), (0.5, 1.5, 42, 2));
+    assert_eq!(w.seeding_scheme, SeedingScheme::SelfHash);
+    let plan = c.build().unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "ClassifierFreeGuidance(1.5) -> TopK(k=5) -> Watermark(greenlist_ratio=0.5, bias=1.5, \
+         seeding_scheme=selfhash, context_width=2) -> LogSoftmax => Categorical \
+         with PromptLookup(num_tokens=6, max_ngram=3)"
+    );
+    assert_eq!(plan.guidance_scale(), Some(1.5));
+    let lookup = plan.prompt_lookup().unwrap();
+    assert_eq!((lookup.draft_tokens(), lookup.max_ngram()), (6, 3));
+    assert_eq!(lookup.verification(), Verification::Sampled);
+    // The written file reads back the same.
+    assert_eq!(GenerationConfig::from_json(&c.to_json()).unwrap(), c);
+
+    // The plan's watermark stage is transformers' processor for the rows'
+    // vocabulary: the same green tokens as a Watermark built directly.
+    let (mut pipeline, _, _) = plan.into_parts();
+    let mut direct = Pipeline::new()
+        .with(TopK::new(5).unwrap())
+        .with(Watermark::new(w.config(64).unwrap()))
+        .with(LogSoftmax::new());
+    let history = [3, 9, 27];
+    let ctx = Context::new(&history, 1).unwrap();
+    let base: Vec<f32> = (0..64).map(|i| (i % 7) as f32 * 0.25 + i as f32 * 1e-3).collect();
+    let (mut a, mut b) = (base.clone(), base.clone());
+    pipeline.process(&ctx, &mut a).unwrap();
+    direct.process(&ctx, &mut b).unwrap();
+    assert_eq!(a, b);
+    // The watermark moved something: without it, the row differs.
+    let mut c = base.clone();
+    Pipeline::new()
+        .with(TopK::new(5).unwrap())
+        .with(LogSoftmax::new())
+        .process(&ctx, &mut c)
+        .unwrap();
+    assert_ne!(a, c);
+
+    // Defaults: no guidance at scale 1, greedy verification, n-gram 2, and
+    // transformers' watermark defaults.
+    let c = GenerationConfig::from_json(
+        r#"{"guidance_scale": 1, "prompt_lookup_num_tokens": 10, "watermarking_config": {}}"#,
+    )
+    .unwrap();
+    let plan = c.build().unwrap();
+    assert_eq!(plan.guidance_scale(), None);
+    assert_eq!(
+        plan.prompt_lookup().map(|l| (l.max_ngram(), l.verification())),
+        Some((2, Verification::Greedy))
+    );
+    assert_eq!(
+        plan.to_string(),
+        "Watermark(greenlist_ratio=0.25, bias=2, seeding_scheme=lefthash, context_width=1) \
+         => Greedy with PromptLookup(num_tokens=10, max_ngram=2)"
+    );
+
+    // Out of range, or not what the crate implements.
+    for (text, name) in [
+        (r#"{"guidance_scale": "high"}"#, "guidance_scale"),
+        (r#"{"prompt_lookup_num_tokens": -1}"#, "prompt_lookup_num_tokens"),
+        (r#"{"watermarking_config": {"seeding_scheme": "minhash"}}"#, "seeding_scheme"),
+        (r#"{"watermarking_config": 3}"#, "watermarking_config"),
+    ] {
+        match GenerationConfig::from_json(text) {
+            Err(Error::InvalidParameter { name: got, .. }) => assert_eq!(got, name, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    for (text, name) in [
+        (r#"{"guidance_scale": 1e39}"#, "guidance_scale"),
+        (r#"{"prompt_lookup_num_tokens": 0}"#, "prompt_lookup_num_tokens"),
+        (
+            r#"{"prompt_lookup_num_tokens": 4, "max_matching_ngram_size": 0}"#,
+            "max_matching_ngram_size",
+        ),
+        (r#"{"watermarking_config": {"greenlist_ratio": 1.5}}"#, "greenlist_ratio"),
+        (r#"{"watermarking_config": {"context_width": 0}}"#, "context_width"),
+        (r#"{"prompt_lookup_num_tokens": 4, "num_beams": 2}"#, "prompt_lookup_num_tokens"),
+    ] {
+        match GenerationConfig::from_json(text).unwrap().build() {
+            Err(Error::InvalidParameter { name: got, .. }) => assert_eq!(got, name, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // SynthID watermarking is not implemented.
+    let c =
+        GenerationConfig::from_json(r#"{"watermarking_config": {"ngram_len": 5, "keys": [1]}}"#)
+            .unwrap();
+    assert_eq!(c.unsupported[0].key, "watermarking_config");
+    assert!(c.build().is_err());
+}
+
+#[test]
+fn n_and_best_of_are_read_and_shown_in_the_plan() {
+    let request =
+        OpenAiParams::from_json(r#"{"n": 2, "best_of": 5, "temperature": 0.8, "seed": 3}"#)
+            .unwrap();
+    assert_eq!((request.n, request.best_of), (Some(2), Some(5)));
+    let plan = request.build(&GenerationConfig::default()).unwrap();
+    assert_eq!(plan.to_string(), "Temperature(0.8) => Categorical with Choices(n=2, best_of=5)");
+    assert_eq!((plan.choices().n(), plan.choices().best_of()), (2, 5));
+    // Written back, read again.
+    let text = serde_json::to_string(&request).unwrap();
+    assert_eq!(OpenAiParams::from_json(&text).unwrap(), request);
+    // Without best_of, n of n; nothing more is printed.
+    let plan = OpenAiParams::from_json(r#"{"n": 3}"#).unwrap().build(&GenerationConfig::default());
+    let plan = plan.unwrap();
+    assert_eq!((plan.choices().n(), plan.choices().best_of()), (3, 3));
+    assert_eq!(plan.to_string(), "identity => Categorical");
+    for text in
+        [r#"{"n": 3, "best_of": 2}"#, r#"{"best_of": 0}"#, r#"{"best_of": 4, "temperature": 0}"#]
+    {
+        let r = OpenAiParams::from_json(text).unwrap().build(&GenerationConfig::default());
+        assert!(matches!(r, Err(Error::InvalidParameter { name: "best_of", .. })), "{text}: {r:?}");
+    }
 }
 
 #[test]
@@ -746,33 +881,12 @@ fn the_llama_cpp_penalties_use_only_the_window() {
     assert_eq!(row, [4.0, 2.0, 2.0], "token 0 is outside the last 2 tokens");
 }
 
-/// After token `t` the next is `t + 1` (mod V) with a clear margin.
-struct Counter {
-    last: Option<TokenId>,
-}
+#[path = "common/toy_models.rs"]
+mod toy_models;
 
-impl LanguageModel for Counter {
-    type Error = std::convert::Infallible;
-    fn vocab_size(&self) -> usize {
-        8
-    }
-    fn forward(
-        &mut self,
-        tokens: &[TokenId],
-        _position: usize,
-        logits: &mut [f32],
-    ) -> Result<(), Self::Error> {
-        self.last = tokens.last().copied().or(self.last);
-        logits.fill(0.0);
-        if let Some(t) = self.last {
-            logits[(t as usize + 1) % 8] = 6.0;
-        }
-        Ok(())
-    }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.last = None;
-        Ok(())
-    }
+/// After token `t` the next is `t + 1` (mod 8) with a clear margin.
+fn counter() -> toy_models::Bigram {
+    toy_models::Bigram::successor(8, &[6.0])
 }
 
 #[test]
@@ -782,7 +896,7 @@ fn a_plan_drives_the_generator() {
     let plan: DecodingPlan = config.build().unwrap();
     let mut generator: Generator<Pipeline, _> = plan.into_generator(2).unwrap();
     assert_eq!(generator.options().max_new_tokens(), 10);
-    let out = generator.generate(&mut Counter { last: None }, &[0, 1]).unwrap();
+    let out = generator.generate(&mut counter(), &[0, 1]).unwrap();
     assert_eq!(out.tokens, [2, 3, 4, 5]);
 
     // Bans from the config reach the generator: token 3 may never follow.
@@ -791,7 +905,7 @@ fn a_plan_drives_the_generator() {
     )
     .unwrap();
     let mut generator = config.build().unwrap().into_generator(2).unwrap();
-    let out = generator.generate(&mut Counter { last: None }, &[0, 1]).unwrap();
+    let out = generator.generate(&mut counter(), &[0, 1]).unwrap();
     assert_eq!(out.tokens[0], 2);
     assert!(!out.tokens.contains(&3));
     assert_eq!(out.tokens.len(), 3);
@@ -810,11 +924,11 @@ fn a_plan_drives_the_generator() {
         (0..plan.n()).map(|i| plan.generate_options(2, i).unwrap()).collect();
     let (pipeline, sampler, _) = plan.into_parts();
     let mut generator = Generator::new(pipeline, sampler, options[0].clone());
-    let a = generator.generate(&mut Counter { last: None }, &[0, 1]).unwrap().tokens;
-    let a_again = generator.generate(&mut Counter { last: None }, &[0, 1]).unwrap().tokens;
+    let a = generator.generate(&mut counter(), &[0, 1]).unwrap().tokens;
+    let a_again = generator.generate(&mut counter(), &[0, 1]).unwrap().tokens;
     assert_eq!(a, a_again, "a seed fixes the tokens");
     generator.set_options(options[1].clone());
-    let b = generator.generate(&mut Counter { last: None }, &[0, 1]).unwrap().tokens;
+    let b = generator.generate(&mut counter(), &[0, 1]).unwrap().tokens;
     assert_eq!((a.len(), b.len()), (6, 6));
 }
 

@@ -3,7 +3,7 @@
 #![cfg(feature = "serde")]
 
 use decoding::config::GenerationConfig;
-use decoding::{BeamSearch, EarlyStopping, Error, LanguageModel, TokenId};
+use decoding::{BeamSearch, EarlyStopping, Error};
 
 #[test]
 fn the_beam_settings_build_a_beam_search() {
@@ -93,33 +93,12 @@ fn contradictions_are_errors() {
     ));
 }
 
-/// After token t, t + 1 scores 2 and t + 2 scores 1.
-#[derive(Debug, Clone, Default)]
-struct Steps {
-    last: TokenId,
-}
+#[path = "common/toy_models.rs"]
+mod toy_models;
 
-impl LanguageModel for Steps {
-    type Error = std::convert::Infallible;
-    fn vocab_size(&self) -> usize {
-        8
-    }
-    fn forward(
-        &mut self,
-        tokens: &[TokenId],
-        _position: usize,
-        logits: &mut [f32],
-    ) -> Result<(), Self::Error> {
-        self.last = *tokens.last().unwrap_or(&self.last);
-        logits.fill(0.0);
-        logits[(self.last as usize + 1) % 8] = 2.0;
-        logits[(self.last as usize + 2) % 8] = 1.0;
-        Ok(())
-    }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.last = 0;
-        Ok(())
-    }
+/// After token t, t + 1 scores 2 and t + 2 scores 1.
+fn steps() -> toy_models::Bigram {
+    toy_models::Bigram::successor(8, &[2.0, 1.0])
 }
 
 #[test]
@@ -131,7 +110,7 @@ fn a_plan_runs_its_beam_search() {
     let plan = config.build().unwrap();
     let search = *plan.beam_search().unwrap();
     let mut generator = plan.into_generator(1).unwrap();
-    let out = generator.beam_search(&mut vec![Steps::default(); 3], &[0], &search).unwrap();
+    let out = generator.beam_search(&mut vec![steps(); 3], &[0], &search).unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].tokens, [1, 2, 3, 4, 5]);
     assert!(out[0].score > out[1].score);

@@ -1,6 +1,6 @@
 //! `GenerationConfig`: the fields of a model's `generation_config.json`.
 
-use super::{DecodingPlan, EosTokenId, HiddenDefaults};
+use super::EosTokenId;
 use crate::{Error, TokenId};
 
 /// The decoding settings of a Hugging Face `generation_config.json`, field
@@ -8,12 +8,12 @@ use crate::{Error, TokenId};
 ///
 /// Every field is optional: `None` means *unset*, which is not the same as
 /// the default value. transformers fills unset fields with hidden defaults
-/// at generation time ([`HiddenDefaults`]); most are neutral, but sampling
+/// at generation time ([`HiddenDefaults`](super::HiddenDefaults)); most are neutral, but sampling
 /// with no `top_k` anywhere means `top_k = 50`. [`GenerationConfig::merge`]
 /// puts user overrides on top of a file, as `generate(**kwargs)` puts its
 /// arguments on top of `model.generation_config`.
 ///
-/// [`GenerationConfig::build`] turns the settings into a [`DecodingPlan`]
+/// [`GenerationConfig::build`] turns the settings into a [`DecodingPlan`](super::DecodingPlan)
 /// that reproduces transformers' `_get_logits_processor` exactly: the same
 /// processors, in the same order, with the same gating. The
 /// [module documentation](super) has the field-by-field table.
@@ -31,7 +31,7 @@ use crate::{Error, TokenId};
 ///   precedence over `max_length`, as in transformers.
 /// - otherwise `max_length` set: the whole sequence, prompt included, is at
 ///   most that long ([`LengthLimit::Total`](super::LengthLimit::Total)).
-/// - neither: [`HiddenDefaults::max_length`] (20) new tokens.
+/// - neither: [`HiddenDefaults::max_length`](super::HiddenDefaults::max_length) (20) new tokens.
 ///
 /// # Reading and writing JSON (feature `serde`)
 ///
@@ -39,8 +39,8 @@ use crate::{Error, TokenId};
 /// a `generation_config.json`; the type also implements serde's
 /// `Deserialize` and `Serialize` for use inside other documents. Unknown
 /// keys (`transformers_version`, `_from_model_config`, `use_cache`, ...)
-/// are ignored. A key this crate knows but cannot reproduce (beam search,
-/// forced BOS/EOS tokens, classifier-free guidance, ...) set to a value that
+/// are ignored. A key this crate knows but cannot reproduce (group beam
+/// search, contrastive search, SynthID watermarking, ...) set to a value that
 /// changes decoding is recorded in [`GenerationConfig::unsupported`], and
 /// building fails until it is removed from there. A value of the wrong type
 /// or out of range is an [`Error::InvalidParameter`] naming the field and
@@ -145,9 +145,80 @@ pub struct GenerationConfig {
     pub early_stopping: Option<crate::EarlyStopping>,
     /// Stop strings (a detokenizer is needed at generation time).
     pub stop_strings: Option<Vec<String>>,
+    /// Classifier-free guidance scale, finite; 1 disables it. The plan
+    /// reports it ([`DecodingPlan::guidance_scale`](super::DecodingPlan::guidance_scale));
+    /// the run wraps its two models in a
+    /// [`ClassifierFreeGuidance`](crate::ClassifierFreeGuidance).
+    pub guidance_scale: Option<f64>,
+    /// Prompt lookup decoding: tokens copied per round (at least 1); the
+    /// plan's [`DecodingPlan::prompt_lookup`](super::DecodingPlan::prompt_lookup).
+    pub prompt_lookup_num_tokens: Option<usize>,
+    /// Prompt lookup: the longest n-gram matched (at least 1; 2 when unset).
+    pub max_matching_ngram_size: Option<usize>,
+    /// The green-list watermark, added after the warpers as transformers
+    /// adds it ([`Watermark`](crate::processors::Watermark)).
+    pub watermarking_config: Option<WatermarkingConfig>,
     /// Settings read from a file that this crate does not implement and that
     /// would change decoding; building fails while this is not empty.
     pub unsupported: Vec<UnsupportedSetting>,
+}
+
+/// transformers' `watermarking_config` (the Kirchenbauer et al. watermark;
+/// a SynthID configuration, with `ngram_len`, is unsupported). Unset keys
+/// take transformers' defaults; the vocabulary size is the model's row
+/// size, known when the first row is processed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatermarkingConfig {
+    /// `γ`, in `(0, 1)` (default 0.25).
+    pub greenlist_ratio: f64,
+    /// `δ`, finite (default 2).
+    pub bias: f64,
+    /// The hash key (default 15485863).
+    pub hashing_key: u64,
+    /// `"lefthash"` (default) or `"selfhash"`.
+    pub seeding_scheme: crate::watermark::SeedingScheme,
+    /// At least 1 (default 1).
+    pub context_width: usize,
+}
+
+impl Default for WatermarkingConfig {
+    fn default() -> Self {
+        WatermarkingConfig {
+            greenlist_ratio: 0.25,
+            bias: 2.0,
+            hashing_key: crate::watermark::DEFAULT_HASHING_KEY,
+            seeding_scheme: crate::watermark::SeedingScheme::LeftHash,
+            context_width: 1,
+        }
+    }
+}
+
+impl WatermarkingConfig {
+    /// The [`WatermarkConfig`](crate::watermark::WatermarkConfig) of a
+    /// vocabulary of `vocab_size` tokens.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`WatermarkConfig`](crate::watermark::WatermarkConfig)'s
+    /// constructor and setters.
+    pub fn config(&self, vocab_size: usize) -> Result<crate::watermark::WatermarkConfig, Error> {
+        crate::watermark::WatermarkConfig::new(vocab_size)?
+            .with_greenlist_ratio(self.greenlist_ratio)?
+            .with_bias(self.bias as f32)?
+            .with_hashing_key(self.hashing_key)
+            .with_seeding_scheme(self.seeding_scheme)
+            .with_context_width(self.context_width)
+    }
+
+    /// Checks every parameter but the vocabulary size (without drawing
+    /// selfhash's table).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        crate::watermark::WatermarkConfig::new(2)?
+            .with_greenlist_ratio(self.greenlist_ratio)?
+            .with_bias(self.bias as f32)?
+            .with_context_width(self.context_width)
+            .map(drop)
+    }
 }
 
 /// A `generation_config.json` key that selects behavior this crate does not
@@ -201,6 +272,7 @@ impl GenerationConfig {
             max_length, eos_token_id, pad_token_id, bos_token_id, forced_bos_token_id,
             forced_eos_token_id, exponential_decay_length_penalty, renormalize_logits,
             num_return_sequences, num_beams, length_penalty, early_stopping, stop_strings,
+            guidance_scale, prompt_lookup_num_tokens, max_matching_ngram_size, watermarking_config,
         )
     }
 
@@ -274,6 +346,14 @@ impl GenerationConfig {
         at_least_one("max_length", self.max_length)?;
         at_least_one("num_return_sequences", self.num_return_sequences)?;
         at_least_one("num_beams", self.num_beams)?;
+        at_least_one("prompt_lookup_num_tokens", self.prompt_lookup_num_tokens)?;
+        at_least_one("max_matching_ngram_size", self.max_matching_ngram_size)?;
+        check("guidance_scale", "a finite number", self.guidance_scale, f64::is_finite)?;
+        super::extensions::within_f32("guidance_scale", self.guidance_scale)?;
+        if let Some(w) = &self.watermarking_config {
+            // Every check but the vocabulary's, which the model sets.
+            w.check()?;
+        }
         check("length_penalty", "a finite number", self.length_penalty, f64::is_finite)?;
         if let Some(bad) = &self.bad_words_ids {
             if bad.is_empty() || bad.iter().any(Vec::is_empty) {
@@ -311,30 +391,6 @@ impl GenerationConfig {
         }
         Ok(())
     }
-
-    /// Builds the plan transformers would run, with transformers' hidden
-    /// defaults ([`HiddenDefaults::TRANSFORMERS`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`GenerationConfig::validate`], plus [`Error::InvalidParameter`]
-    /// for `temperature = 0` while sampling (transformers rejects it; set
-    /// `do_sample` to false for greedy decoding) and for
-    /// `num_return_sequences > 1` without sampling (transformers rejects it
-    /// too), and the processors' own parameter errors.
-    pub fn build(&self) -> Result<DecodingPlan, Error> {
-        self.build_with(HiddenDefaults::TRANSFORMERS)
-    }
-
-    /// [`GenerationConfig::build`] with other hidden defaults, for example
-    /// without the hidden `top_k = 50`.
-    ///
-    /// # Errors
-    ///
-    /// As [`GenerationConfig::build`].
-    pub fn build_with(&self, hidden: HiddenDefaults) -> Result<DecodingPlan, Error> {
-        super::transformers::build(self, hidden, &super::transformers::Extras::default())
-    }
 }
 
 pub(crate) const TEMPERATURE: &str =
@@ -345,7 +401,7 @@ mod serde_impl {
     use serde::ser::SerializeMap;
 
     use super::super::json::{self, Entries, Value};
-    use super::{GenerationConfig, UnsupportedSetting};
+    use super::{GenerationConfig, UnsupportedSetting, WatermarkingConfig};
     use crate::Error;
 
     /// Keys transformers knows that would change decoding in ways this
@@ -366,16 +422,7 @@ mod serde_impl {
         ("constraints", "unset (constrained beam search is not implemented)", Value::is_null),
         ("force_words_ids", "unset (constrained beam search is not implemented)", Value::is_null),
         ("remove_invalid_values", "unset or false (NaN and inf logits are errors here)", is_false),
-        ("guidance_scale", "unset or 1 (classifier-free guidance is not implemented)", |v| {
-            is_num(v, 1.0)
-        }),
-        ("watermarking_config", "unset (watermarking is not implemented)", Value::is_null),
         ("token_healing", "unset or false (token healing is not implemented)", is_false),
-        (
-            "prompt_lookup_num_tokens",
-            "unset (assisted decoding is not implemented)",
-            Value::is_null,
-        ),
         ("assistant_early_exit", "unset (assisted decoding is not implemented)", Value::is_null),
         ("use_mtp", "unset or false (multi-token prediction is not implemented)", is_false),
     ];
@@ -390,6 +437,58 @@ mod serde_impl {
             Value::Str(s) if s == "never" => Ok(Some(EarlyStopping::Never)),
             other => Err(Error::invalid("early_stopping", "false, true or \"never\"", other)),
         }
+    }
+
+    /// transformers' `watermarking_config` object: `Ok(Err(()))` for a
+    /// SynthID one (it has `ngram_len`).
+    fn watermarking(v: &Value) -> Result<Result<Option<WatermarkingConfig>, ()>, Error> {
+        const NAME: &str = "watermarking_config";
+        let entries = match v {
+            Value::Null => return Ok(Ok(None)),
+            Value::Object(entries) => entries,
+            other => return Err(Error::invalid(NAME, "an object", other)),
+        };
+        let mut w = WatermarkingConfig::default();
+        for (key, v) in entries {
+            match key.as_str() {
+                "ngram_len" => return Ok(Err(())),
+                "greenlist_ratio" => {
+                    if let Some(x) = json::number(v, "greenlist_ratio", "a number in (0, 1)")? {
+                        w.greenlist_ratio = x;
+                    }
+                }
+                "bias" => {
+                    if let Some(x) = json::number(v, "bias", "a finite number")? {
+                        w.bias = x;
+                    }
+                }
+                "hashing_key" => {
+                    if let Some(x) = json::u64_value(v, "hashing_key", "an integer >= 0")? {
+                        w.hashing_key = x;
+                    }
+                }
+                "seeding_scheme" => match v {
+                    Value::Null => {}
+                    Value::Str(name) => {
+                        w.seeding_scheme = crate::watermark::SeedingScheme::from_name(name)?
+                    }
+                    other => {
+                        return Err(Error::invalid(
+                            "seeding_scheme",
+                            "\"lefthash\" or \"selfhash\"",
+                            other,
+                        ));
+                    }
+                },
+                "context_width" => {
+                    if let Some(x) = json::count(v, "context_width", "an integer >= 1")? {
+                        w.context_width = x;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Ok(Some(w)))
     }
 
     fn is_num(v: &Value, neutral: f64) -> bool {
@@ -499,6 +598,26 @@ mod serde_impl {
                     }
                     "early_stopping" => c.early_stopping = early_stopping(v)?,
                     "stop_strings" => c.stop_strings = json::strings(v, "stop_strings")?,
+                    "guidance_scale" => {
+                        c.guidance_scale = json::number(v, "guidance_scale", "a number")?
+                    }
+                    "prompt_lookup_num_tokens" => {
+                        c.prompt_lookup_num_tokens =
+                            json::count(v, "prompt_lookup_num_tokens", "an integer >= 1")?
+                    }
+                    "max_matching_ngram_size" => {
+                        c.max_matching_ngram_size =
+                            json::count(v, "max_matching_ngram_size", "an integer >= 1")?
+                    }
+                    "watermarking_config" => match watermarking(v)? {
+                        Ok(w) => c.watermarking_config = w,
+                        Err(()) => c.unsupported.push(UnsupportedSetting {
+                            key: "watermarking_config",
+                            value: v.to_string(),
+                            feature: "unset or a Kirchenbauer watermark (SynthID watermarking, \
+                                      with ngram_len, is not implemented)",
+                        }),
+                    },
                     other => {
                         if let Some(&(key, feature, neutral)) =
                             UNSUPPORTED.iter().find(|(k, _, _)| *k == other)
@@ -553,7 +672,20 @@ mod serde_impl {
                 num_beams,
                 length_penalty,
                 stop_strings,
+                guidance_scale,
+                prompt_lookup_num_tokens,
+                max_matching_ngram_size,
             );
+            if let Some(w) = &self.watermarking_config {
+                let value = serde_json::json!({
+                    "greenlist_ratio": w.greenlist_ratio,
+                    "bias": w.bias,
+                    "hashing_key": w.hashing_key,
+                    "seeding_scheme": w.seeding_scheme.name(),
+                    "context_width": w.context_width,
+                });
+                map.serialize_entry("watermarking_config", &value)?;
+            }
             if let Some(e) = self.early_stopping {
                 match e {
                     crate::EarlyStopping::Heuristic => {

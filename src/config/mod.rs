@@ -48,7 +48,18 @@
 //! | 17 | `typical_p` | sampling, `< 1` | [`Typical`](crate::processors::Typical) |
 //! | 18 | `epsilon_cutoff` | sampling, in `(0, 1)` | [`EpsilonCutoff`](crate::processors::EpsilonCutoff) |
 //! | 19 | `eta_cutoff` | sampling, in `(0, 1)` | [`EtaCutoff`](crate::processors::EtaCutoff) |
-//! | 20 | `renormalize_logits` | `true` (always last) | [`LogSoftmax`](crate::processors::LogSoftmax) |
+//! | 20 | `watermarking_config` | set (after every other processor; the vocabulary size is the rows') | [`Watermark`](crate::processors::Watermark) |
+//! | 21 | `renormalize_logits` | `true` (always last) | [`LogSoftmax`](crate::processors::LogSoftmax) |
+//!
+//! Two more fields are not processors, and the plan reports them for the
+//! run to apply: `guidance_scale` (`!= 1`:
+//! [`DecodingPlan::guidance_scale`], transformers' first processor, here a
+//! [`ClassifierFreeGuidance`](crate::ClassifierFreeGuidance) model wrapper
+//! that needs the caller's second model) and `prompt_lookup_num_tokens`
+//! with `max_matching_ngram_size` ([`DecodingPlan::prompt_lookup`], run
+//! with [`Generator::generate_prompt_lookup`](crate::Generator::generate_prompt_lookup);
+//! an error with beam search). The plan prints them:
+//! `ClassifierFreeGuidance(1.5) -> TopK(k=50) => Categorical with PromptLookup(num_tokens=10, max_ngram=2)`.
 //!
 //! - **Sampling** is `do_sample = true`; unset is `false`. Without sampling
 //!   rows 12 to 19 are skipped (their fields are ignored, as transformers
@@ -84,10 +95,9 @@
 //!   always continue with a token that is not EOS.
 //! - **Unsupported**: the keys listed in
 //!   [`GenerationConfig::unsupported`] when set (group beam search,
-//!   contrastive search, DoLa, constraints, forced BOS/EOS tokens,
-//!   `remove_invalid_values`, the exponential length penalty,
-//!   classifier-free guidance, watermarking, token healing, assisted
-//!   decoding), are errors rather than silently different results. The
+//!   contrastive search, DoLa, constraints, `remove_invalid_values`,
+//!   SynthID watermarking, token healing, assistant early exit), are errors
+//!   rather than silently different results. The
 //!   encoder-side fields (`encoder_repetition_penalty`,
 //!   `encoder_no_repeat_ngram_size`) are ignored, as transformers ignores
 //!   them for decoder-only models.
@@ -222,9 +232,10 @@ mod openai;
 mod plan;
 mod response_format;
 mod transformers;
+mod watermark_stage;
 
 pub use self::eos::EosTokenId;
-pub use self::generation_config::{GenerationConfig, UnsupportedSetting};
+pub use self::generation_config::{GenerationConfig, UnsupportedSetting, WatermarkingConfig};
 pub use self::hidden_defaults::HiddenDefaults;
 pub use self::llama_cpp::{LlamaCppSampling, LlamaCppStage};
 pub use self::openai::{Logprobs, OpenAiParams};

@@ -63,8 +63,9 @@ pub enum Logprobs {
 /// and need token ids: see [`OpenAiParams::resolve_dry_breakers`]. Like the
 /// other unknown keys, llama-server fields this crate does not map
 /// (`typical_p`, `repeat_last_n`, `samplers`, ...) are ignored. Its
-/// `grammar` and `json_schema` fields, and OpenAI's `response_format`, are
-/// read into [`OpenAiParams::response_format`].
+/// `grammar` (GBNF, or Lark after a `%llguidance` header) and `json_schema`
+/// fields, and OpenAI's `response_format`, are read into
+/// [`OpenAiParams::response_format`].
 ///
 /// # Differences from a generation config
 ///
@@ -129,6 +130,10 @@ pub struct OpenAiParams {
     pub stop: Option<Vec<String>>,
     /// Number of choices (at least 1).
     pub n: Option<usize>,
+    /// Samples drawn, of which the `n` of highest cumulative
+    /// log-probability are returned (vLLM and OpenAI's legacy completions;
+    /// at least `n`): the plan's [`DecodingPlan::choices`].
+    pub best_of: Option<usize>,
     /// The most tokens to generate (at least 1).
     pub max_tokens: Option<usize>,
     /// Top-k (extension); 0 is off (vLLM's `-1` reads as 0).
@@ -263,6 +268,15 @@ impl OpenAiParams {
         if self.n == Some(0) {
             return Err(Error::invalid("n", "at least 1", 0));
         }
+        if let Some(best_of) = self.best_of {
+            let n = self.n.unwrap_or(1);
+            if best_of < n {
+                return Err(Error::invalid("best_of", "at least n (and at least 1)", best_of));
+            }
+            if best_of > 1 && self.temperature == Some(0.0) {
+                return Err(Error::invalid("best_of", "1 when temperature is 0 (greedy)", best_of));
+            }
+        }
         if self.max_tokens == Some(0) {
             return Err(Error::invalid("max_tokens", "at least 1", 0));
         }
@@ -379,8 +393,10 @@ impl OpenAiParams {
     /// # Errors
     ///
     /// [`TokenVocabulary::constraint`](crate::structured::TokenVocabulary::constraint)'s,
-    /// and [`StructuredError::InvalidSchema`](crate::structured::StructuredError::InvalidSchema)
-    /// for a schema that is not JSON.
+    /// [`StructuredError::InvalidSchema`](crate::structured::StructuredError::InvalidSchema)
+    /// for a schema that is not JSON, and
+    /// [`StructuredError::InvalidGbnf`](crate::structured::StructuredError::InvalidGbnf)
+    /// for a malformed `grammar` (read as GBNF, as llama-server reads it).
     #[cfg(feature = "structured")]
     pub fn constraint(
         &self,
@@ -437,7 +453,11 @@ impl OpenAiParams {
             seed: self.seed,
             samplers: self.extensions(),
         };
-        transformers::build(&cfg, hidden, &extras)
+        let plan = transformers::build(&cfg, hidden, &extras)?;
+        match self.best_of {
+            Some(best_of) => plan.with_best_of(best_of),
+            None => Ok(plan),
+        }
     }
 }
 
@@ -512,6 +532,7 @@ mod serde_impl {
                     "seed" => p.seed = json::u64_value(v, "seed", "an integer in [0, 2^64)")?,
                     "stop" => p.stop = json::strings(v, "stop")?,
                     "n" => p.n = json::count(v, "n", "an integer >= 1")?,
+                    "best_of" => p.best_of = json::count(v, "best_of", "an integer >= 1")?,
                     "max_tokens" | "max_completion_tokens" => {
                         let name = if key == "max_tokens" {
                             "max_tokens"
@@ -609,7 +630,7 @@ mod serde_impl {
                 Some(Logprobs::Top(k)) => map.serialize_entry("logprobs", &k)?,
                 None => {}
             }
-            json::serialize_set_fields!(map, self; top_logprobs, seed, stop, n, max_tokens, top_k, min_p, repetition_penalty);
+            json::serialize_set_fields!(map, self; top_logprobs, seed, stop, n, best_of, max_tokens, top_k, min_p, repetition_penalty);
             json::serialize_set_fields!(map, self; top_n_sigma,
                 xtc_probability,
                 xtc_threshold,

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::{BeamSearch, Error, GenerateOptions, Generator, LogitsProcessor, Pipeline, Sampler};
+use crate::{
+    BeamSearch, Error, GenerateOptions, Generator, LogitsProcessor, Pipeline, PromptLookup, Sampler,
+};
 
 /// How long a run may go.
 ///
@@ -130,6 +132,9 @@ pub struct DecodingPlan {
     n: usize,
     stages: Vec<String>,
     beam_search: Option<BeamSearch>,
+    guidance_scale: Option<f32>,
+    prompt_lookup: Option<PromptLookup>,
+    best_of: usize,
 }
 
 impl DecodingPlan {
@@ -161,6 +166,50 @@ impl DecodingPlan {
 
     pub(crate) fn with_beam_search(mut self, search: BeamSearch) -> Self {
         self.beam_search = Some(search);
+        self
+    }
+
+    /// The classifier-free guidance scale the configuration asks for
+    /// (`guidance_scale`, unset when 1): the run wraps its conditional and
+    /// unconditional models in a
+    /// [`ClassifierFreeGuidance`](crate::ClassifierFreeGuidance) with it,
+    /// since guidance needs a second model the plan does not hold.
+    pub fn guidance_scale(&self) -> Option<f32> {
+        self.guidance_scale
+    }
+
+    /// The prompt lookup decoding the configuration asks for
+    /// (`prompt_lookup_num_tokens`, `max_matching_ngram_size`), verified
+    /// greedily or by sampling as the plan's sampler: run it with
+    /// [`Generator::generate_prompt_lookup`].
+    pub fn prompt_lookup(&self) -> Option<&PromptLookup> {
+        self.prompt_lookup.as_ref()
+    }
+
+    /// The samples to draw and return: [`DecodingPlan::n`] returned out of
+    /// `best_of` drawn (OpenAI's and vLLM's `best_of`; `n` unless set), for
+    /// [`Generator::generate_choices`](crate::Generator::generate_choices).
+    pub fn choices(&self) -> crate::Choices {
+        crate::Choices::new(self.n)
+            .and_then(|c| c.with_best_of(self.best_of))
+            .expect("a plan's n is at least 1 and its best_of at least n")
+    }
+
+    pub(crate) fn with_best_of(mut self, best_of: usize) -> Result<Self, Error> {
+        if best_of < self.n || self.beam_search.is_some() && best_of > 1 {
+            return Err(Error::invalid("best_of", "at least n, without beam search", best_of));
+        }
+        self.best_of = best_of;
+        Ok(self)
+    }
+
+    pub(crate) fn with_guidance_scale(mut self, scale: Option<f32>) -> Self {
+        self.guidance_scale = scale;
+        self
+    }
+
+    pub(crate) fn with_prompt_lookup(mut self, lookup: Option<PromptLookup>) -> Self {
+        self.prompt_lookup = lookup;
         self
     }
 
@@ -304,6 +353,9 @@ impl Clone for DecodingPlan {
             n: self.n,
             stages: self.stages.clone(),
             beam_search: self.beam_search,
+            guidance_scale: self.guidance_scale,
+            prompt_lookup: self.prompt_lookup,
+            best_of: self.best_of,
         }
     }
 }
@@ -319,6 +371,9 @@ fn sampler_named(name: &str) -> BoxedSampler {
 /// `stage -> stage -> ... => Sampler` (`identity` when there is no stage).
 impl fmt::Display for DecodingPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scale) = self.guidance_scale {
+            write!(f, "ClassifierFreeGuidance({scale}) -> ")?;
+        }
         if self.stages.is_empty() {
             f.write_str("identity")?;
         } else {
@@ -333,9 +388,21 @@ impl fmt::Display for DecodingPlan {
                 b.early_stopping(),
                 b.num_return_sequences(),
                 if b.samples() { ", sampled" } else { "" }
-            ),
-            None => write!(f, " => {}", self.sampler_name),
+            )?,
+            None => write!(f, " => {}", self.sampler_name)?,
         }
+        if self.best_of > self.n {
+            write!(f, " with Choices(n={}, best_of={})", self.n, self.best_of)?;
+        }
+        if let Some(l) = &self.prompt_lookup {
+            write!(
+                f,
+                " with PromptLookup(num_tokens={}, max_ngram={})",
+                l.draft_tokens(),
+                l.max_ngram()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -410,6 +477,9 @@ impl PlanBuilder {
             n,
             stages: self.stages,
             beam_search: None,
+            guidance_scale: None,
+            prompt_lookup: None,
+            best_of: n,
         }
     }
 }

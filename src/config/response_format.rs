@@ -40,9 +40,10 @@ pub enum ResponseFormat {
         /// OpenAI's `strict` flag, if given.
         strict: Option<bool>,
     },
-    /// A grammar in llguidance's Lark-like syntax (llama-server's
-    /// `grammar` field; GBNF's `::=` rules are not converted and are an
-    /// invalid grammar when the stage is built).
+    /// llama-server's `grammar` field: a GBNF grammar (llama.cpp's
+    /// format), or llguidance's Lark-like syntax when the text starts with
+    /// `%llguidance`, as llama-server reads it (see
+    /// [`Grammar::gbnf`](crate::structured::Grammar::gbnf)).
     Grammar(String),
 }
 
@@ -53,7 +54,9 @@ impl ResponseFormat {
     /// # Errors
     ///
     /// [`StructuredError::InvalidSchema`](crate::structured::StructuredError::InvalidSchema)
-    /// when the schema text is not JSON.
+    /// when the schema text is not JSON,
+    /// [`StructuredError::InvalidGbnf`](crate::structured::StructuredError::InvalidGbnf)
+    /// when the grammar is malformed GBNF.
     pub fn grammar(
         &self,
     ) -> Result<Option<crate::structured::Grammar>, crate::structured::StructuredError> {
@@ -62,7 +65,7 @@ impl ResponseFormat {
             ResponseFormat::Text => None,
             ResponseFormat::JsonObject => Some(Grammar::json_object()),
             ResponseFormat::JsonSchema { schema, .. } => Some(Grammar::json_schema_str(schema)?),
-            ResponseFormat::Grammar(text) => Some(Grammar::lark(text.as_str())),
+            ResponseFormat::Grammar(text) => Some(Grammar::gbnf(text)?),
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::processors::{
     PresenceFrequencyPenalty, RepetitionPenalty, SequenceBias, SuppressTokens,
     SuppressTokensAtBegin, Temperature, TopH, TopK, TopP, Typical,
 };
-use crate::{BeamSearch, Error, GenerateOptions, LogprobMode, TokenId};
+use crate::{BeamSearch, Error, GenerateOptions, LogprobMode, PromptLookup, TokenId, Verification};
 
 /// What an OpenAI-style request adds to a generation config.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +47,35 @@ impl Extras {
             b = b.seed(seed);
         }
         b.build()
+    }
+}
+
+// The readers' entry point lives beside the builder, so that the
+// dependency runs one way: this module reads `GenerationConfig`, never the
+// reverse.
+impl GenerationConfig {
+    /// Builds the plan transformers would run, with transformers' hidden
+    /// defaults ([`HiddenDefaults::TRANSFORMERS`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`GenerationConfig::validate`], plus [`Error::InvalidParameter`]
+    /// for `temperature = 0` while sampling (transformers rejects it; set
+    /// `do_sample` to false for greedy decoding) and for
+    /// `num_return_sequences > 1` without sampling (transformers rejects it
+    /// too), and the processors' own parameter errors.
+    pub fn build(&self) -> Result<DecodingPlan, Error> {
+        self.build_with(HiddenDefaults::TRANSFORMERS)
+    }
+
+    /// [`GenerationConfig::build`] with other hidden defaults, for example
+    /// without the hidden `top_k = 50`.
+    ///
+    /// # Errors
+    ///
+    /// As [`GenerationConfig::build`].
+    pub fn build_with(&self, hidden: HiddenDefaults) -> Result<DecodingPlan, Error> {
+        build(self, hidden, &Extras::default())
     }
 }
 
@@ -213,20 +242,47 @@ pub(crate) fn build(
         }
         ext.push_xtc(&mut b, keep, seed)?;
     }
+    // After every other stage, as transformers adds it.
+    if let Some(w) = &cfg.watermarking_config {
+        let label = format!(
+            "Watermark(greenlist_ratio={}, bias={}, seeding_scheme={}, context_width={})",
+            w.greenlist_ratio,
+            w.bias,
+            w.seeding_scheme.name(),
+            w.context_width
+        );
+        b.push(super::watermark_stage::WatermarkStage::new(w.clone())?, label);
+    }
     if cfg.renormalize_logits == Some(true) {
         b.push(LogSoftmax::new(), "LogSoftmax".to_owned());
     }
+    let guidance = cfg.guidance_scale.filter(|&s| s != 1.0).map(|s| s as f32);
+    let lookup = match cfg.prompt_lookup_num_tokens {
+        Some(k) if beams.is_some() => {
+            return Err(Error::invalid(
+                "prompt_lookup_num_tokens",
+                "unset with num_beams > 1 (prompt lookup decodes one sequence)",
+                k,
+            ));
+        }
+        Some(k) => {
+            let verification = if do_sample { Verification::Sampled } else { Verification::Greedy };
+            Some(PromptLookup::new(k, cfg.max_matching_ngram_size.unwrap_or(2), verification)?)
+        }
+        None => None,
+    };
 
     let mut extras = extras.clone();
     if let Some(stops) = &cfg.stop_strings {
         extras.stop_strings.splice(0..0, stops.iter().cloned());
     }
     let options = extras.options(length, eos)?;
-    match beams {
+    let plan = match beams {
         // One search returns the `num_return_sequences` hypotheses.
-        Some(search) => Ok(b.finish(!do_sample, options, length, 1).with_beam_search(search)),
-        None => Ok(b.finish(!do_sample, options, length, n)),
-    }
+        Some(search) => b.finish(!do_sample, options, length, 1).with_beam_search(search),
+        None => b.finish(!do_sample, options, length, n),
+    };
+    Ok(plan.with_guidance_scale(guidance).with_prompt_lookup(lookup))
 }
 
 /// The beam search of `num_beams > 1`, as transformers runs it: beam

@@ -319,8 +319,11 @@ where
     let v = model.vocab_size();
     let mut errors: Vec<Option<GenerateError<B::Error>>> = Vec::with_capacity(sequences.len());
     for (i, s) in sequences.iter_mut().enumerate() {
-        let started =
-            s.generator.prepare(v, s.prompt, s.detokenizer.is_some(), true).and_then(|()| {
+        let started = s
+            .generator
+            .refuse_prompt_logprobs("prompt log-probabilities in a batch")
+            .and_then(|()| s.generator.prepare(v, s.prompt, s.detokenizer.is_some(), true))
+            .and_then(|()| {
                 model.reset_sequence(i).map_err(|source| {
                     s.generator.fail();
                     GenerateError::Model { step: 0, source }

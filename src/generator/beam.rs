@@ -234,6 +234,9 @@ impl<P: LogitsProcessor, S> Generator<P, S> {
         if !options.stop_strings().is_empty() {
             return Err(GenerateError::Unsupported { what: "stop strings in beam search" });
         }
+        if let Some(what) = beam_unsupported(options, self.seq.criterion.is_some()) {
+            return Err(GenerateError::Unsupported { what });
+        }
         let nb = search.num_beams();
         let capacity = model.max_sequences();
         if capacity < nb {
@@ -721,5 +724,21 @@ fn finish_reason(o: &GenerateOptions, tokens: &[TokenId]) -> FinishReason {
             Some((index, _)) => FinishReason::StopSequence { index },
             None => FinishReason::Length,
         },
+    }
+}
+
+/// What beam search does not do of the options (it keeps hypotheses, not
+/// one sequence's steps), or a stopping criterion set on the generator.
+fn beam_unsupported(options: &GenerateOptions, criterion: bool) -> Option<&'static str> {
+    if options.prompt_logprobs().is_some() {
+        Some("prompt log-probabilities in beam search")
+    } else if options.output_scores() || options.output_logits() {
+        Some("rows of scores (output_scores, output_logits) in beam search")
+    } else if options.max_time().is_some() {
+        Some("a time limit in beam search")
+    } else if criterion {
+        Some("a stopping criterion in beam search")
+    } else {
+        None
     }
 }

@@ -1,7 +1,8 @@
 //! Log-probability bookkeeping: the raw normalizer and top-N selection.
 
 use crate::math;
-use crate::{Scores, TokenId, TopLogprob};
+use crate::math::heap::{sift_down, sift_up};
+use crate::{Error, Scores, TokenId, TokenLogprobs, TopLogprob};
 
 /// `(max, ln Σ exp(x - max))` of a row: `log_softmax(x)_i = (x_i - max) - ln_sum`.
 pub(crate) fn raw_normalizer(row: &[f32]) -> (f32, f64) {
@@ -21,6 +22,31 @@ pub(crate) fn processed_normalizer(scores: &Scores<'_>) -> (f32, f64) {
 /// `x_i - max - ln_sum`, with the shift in f32 as the samplers compute it.
 pub(crate) fn logprob(x: f32, (m, ln_sum): (f32, f64)) -> f32 {
     (f64::from(x - m) - ln_sum) as f32
+}
+
+/// The raw record of `token` in the model's `row`: its log-probability and
+/// the `top_n` most likely tokens (see [`TokenLogprobs::from_raw_row`]).
+pub(crate) fn raw_entry(
+    row: &[f32],
+    token: TokenId,
+    top_n: usize,
+    top: &mut TopN,
+) -> Result<TokenLogprobs, Error> {
+    math::check_row(row)?;
+    let norm = raw_normalizer(row);
+    let mut entry = TokenLogprobs {
+        token,
+        raw: row.get(token as usize).map(|&x| logprob(x, norm)),
+        ..TokenLogprobs::default()
+    };
+    if top_n > 0 {
+        entry.raw_top = top.select(top_n, norm, |offer| {
+            for (id, &x) in row.iter().enumerate() {
+                offer(id as TokenId, x);
+            }
+        });
+    }
+    Ok(entry)
 }
 
 /// A reusable bounded min-heap that keeps the `n` best `(score, id)` pairs:
@@ -58,10 +84,10 @@ impl TopN {
             if heap.len() < n {
                 let last = heap.len();
                 heap.push(e);
-                sift_up(heap, last);
+                sift_up(heap, last, worse);
             } else if better(e, heap[0]) {
                 heap[0] = e;
-                sift_down(heap, 0);
+                sift_down(heap, 0, worse);
             }
         });
         heap.sort_unstable_by(|&a, &b| {
@@ -79,35 +105,9 @@ impl TopN {
     }
 }
 
-/// Min-heap by rank: the root is the worst entry kept.
-fn sift_up(heap: &mut [(f32, TokenId)], mut i: usize) {
-    while i > 0 {
-        let parent = (i - 1) / 2;
-        if better(heap[parent], heap[i]) {
-            heap.swap(parent, i);
-            i = parent;
-        } else {
-            return;
-        }
-    }
-}
-
-fn sift_down(heap: &mut [(f32, TokenId)], mut i: usize) {
-    let n = heap.len();
-    loop {
-        let l = 2 * i + 1;
-        if l >= n {
-            return;
-        }
-        let r = l + 1;
-        let worst = if r < n && better(heap[l], heap[r]) { r } else { l };
-        if better(heap[i], heap[worst]) {
-            heap.swap(i, worst);
-            i = worst;
-        } else {
-            return;
-        }
-    }
+/// The heap order of [`TopN`]: the worst entry kept at the root.
+fn worse(a: (f32, TokenId), b: (f32, TokenId)) -> bool {
+    better(b, a)
 }
 
 #[cfg(test)]

@@ -5,11 +5,15 @@ mod batch;
 mod beam;
 mod beam_model;
 mod beam_options;
+mod choices;
+mod criterion;
 mod detokenizer;
 mod error;
 mod logprobs;
 mod options;
 mod output;
+mod prompt_logprobs;
+mod prompt_lookup;
 mod sequence;
 mod speculative_decoding;
 mod stop;
@@ -23,10 +27,13 @@ pub use self::batch::{
 pub use self::beam::BeamHypothesis;
 pub use self::beam_model::BeamLanguageModel;
 pub use self::beam_options::{BeamSearch, EarlyStopping};
+pub use self::choices::{Choice, Choices};
+pub use self::criterion::StoppingCriterion;
 pub use self::detokenizer::{Detokenizer, UnknownToken};
 pub use self::error::GenerateError;
 pub use self::options::{GenerateOptions, GenerateOptionsBuilder, LogprobMode};
 pub use self::output::{FinishReason, Generation, Step, TokenLogprobs, TopLogprob};
+pub use self::prompt_lookup::{LookupMatch, PromptLookup};
 pub use self::speculative_decoding::{SpeculativeOptions, SpeculativeStats, Verification};
 pub use self::stream::Stream;
 
@@ -190,6 +197,81 @@ impl<P, S> Generator<P, S> {
     pub fn seed(&self) -> u64 {
         self.seq.seed()
     }
+
+    /// Sets the stopping criterion asked after every token of the next runs
+    /// (replacing any earlier one); see [`StoppingCriterion`]. It is
+    /// [reset](StoppingCriterion::reset) when a run starts.
+    pub fn set_stopping_criterion(&mut self, criterion: impl StoppingCriterion + Send + 'static) {
+        self.seq.criterion = Some(criterion::Criterion(Box::new(criterion)));
+    }
+
+    /// Removes the stopping criterion.
+    pub fn clear_stopping_criterion(&mut self) {
+        self.seq.criterion = None;
+    }
+
+    /// Sets the clock that
+    /// [`GenerateOptionsBuilder::max_time`](crate::GenerateOptionsBuilder::max_time)
+    /// is measured with (by default [`Instant::now`](std::time::Instant::now)):
+    /// a run's time is `clock()` after a step minus `clock()` when the run
+    /// started. A clock of your own makes a time limit testable, or counts
+    /// something else than wall-clock time.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::{Duration, Instant};
+    /// use decoding::sampler::Greedy;
+    /// use decoding::{FinishReason, GenerateOptions, Generator, LanguageModel, Pipeline, TokenId};
+    ///
+    /// /// A model that takes 30 ms of the shared clock per call.
+    /// struct Slow { millis: Arc<AtomicU64> }
+    /// impl LanguageModel for Slow {
+    ///     type Error = std::convert::Infallible;
+    ///     fn vocab_size(&self) -> usize { 4 }
+    ///     fn forward(&mut self, _: &[TokenId], _: usize, row: &mut [f32]) -> Result<(), Self::Error> {
+    ///         self.millis.fetch_add(30, Ordering::SeqCst);
+    ///         row.fill(0.0);
+    ///         Ok(())
+    ///     }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { Ok(()) }
+    /// }
+    ///
+    /// let millis = Arc::new(AtomicU64::new(0));
+    /// let start = Instant::now();
+    /// let options = GenerateOptions::builder(100).max_time(Duration::from_millis(100)).build()?;
+    /// let mut generator = Generator::new(Pipeline::new(), Greedy, options);
+    /// let clock = Arc::clone(&millis);
+    /// generator.set_clock(Arc::new(move || start + Duration::from_millis(clock.load(Ordering::SeqCst))));
+    /// let out = generator.generate(&mut Slow { millis }, &[0])?;
+    /// assert_eq!(out.tokens.len(), 4); // 4 × 30 ms ≥ 100 ms
+    /// assert_eq!(out.finish_reason, FinishReason::Time);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_clock(
+        &mut self,
+        clock: std::sync::Arc<dyn Fn() -> std::time::Instant + Send + Sync>,
+    ) {
+        self.seq.clock = criterion::Clock::new(clock);
+    }
+
+    /// The prompt log-probabilities of the latest run, once its first step
+    /// scored them (empty before, and when they were not requested).
+    pub(crate) fn prompt_logprobs(&self) -> &[crate::TokenLogprobs] {
+        self.seq.prompt_logprobs()
+    }
+
+    /// [`GenerateError::Unsupported`] when the options ask for prompt
+    /// log-probabilities of a driver that feeds the prompt its own way.
+    pub(crate) fn refuse_prompt_logprobs<E>(
+        &self,
+        what: &'static str,
+    ) -> Result<(), GenerateError<E>> {
+        match self.options.prompt_logprobs() {
+            Some(_) => Err(GenerateError::Unsupported { what }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
@@ -345,9 +427,20 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             }));
         }
         let position = self.seq.fed_len();
-        if let Err(source) = model.forward(self.seq.pending_input(), position, &mut self.row) {
-            self.seq.fail();
-            return Some(Err(GenerateError::Model { step, source }));
+        match self.options.prompt_logprobs() {
+            Some(top_n) if position == 0 => {
+                let fed = self.seq.feed_prompt_scored(model, &self.options, top_n, &mut self.row);
+                if let Err(e) = fed {
+                    return Some(Err(e));
+                }
+            }
+            _ => {
+                let input = self.seq.pending_input();
+                if let Err(source) = model.forward(input, position, &mut self.row) {
+                    self.seq.fail();
+                    return Some(Err(GenerateError::Model { step, source }));
+                }
+            }
         }
         self.seq.mark_fed();
         Some(self.seq.step(
@@ -422,6 +515,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         prompt: &[TokenId],
         with_text: bool,
     ) -> Result<(), GenerateError<E>> {
+        self.refuse_prompt_logprobs("prompt log-probabilities in a run driven by `begin`")?;
         self.prepare(vocab_size, prompt, with_text, false)
     }
 
@@ -472,6 +566,8 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             token: o.token,
             text: self.seq.text_slice(o.text).to_owned(),
             logprobs: o.logprobs,
+            scores: o.scores,
+            logits: o.logits,
             finish_reason: o.finish,
         })
     }

@@ -1,5 +1,7 @@
 //! `GenerateOptions`: how long a run may go, when it stops, what it records.
 
+use std::time::Duration;
+
 use crate::{Error, TokenId};
 
 /// Which log-probabilities a run records for every generated token.
@@ -63,7 +65,14 @@ impl LogprobMode {
 /// 4. the processor's constraint is complete
 ///    ([`FinishReason::Constraint`]: a grammar whose output has ended, see
 ///    [`LogitsProcessor::is_complete`](crate::LogitsProcessor::is_complete));
-/// 5. `max_new_tokens` tokens were generated ([`FinishReason::Length`]).
+/// 5. the generator's **stopping criterion** says stop
+///    ([`FinishReason::Criterion`]; see
+///    [`Generator::set_stopping_criterion`](crate::Generator::set_stopping_criterion));
+/// 6. the run has taken **`max_time`** or longer since it started
+///    ([`FinishReason::Time`], measured by the generator's clock,
+///    [`Generator::set_clock`](crate::Generator::set_clock)); the token of
+///    that step is kept, as transformers' `MaxTimeCriteria` keeps it;
+/// 7. `max_new_tokens` tokens were generated ([`FinishReason::Length`]).
 ///
 /// `max_new_tokens = 0` is valid: the run calls the model zero times and
 /// returns no token.
@@ -123,6 +132,8 @@ impl LogprobMode {
 /// [`FinishReason::StopString`]: crate::FinishReason::StopString
 /// [`FinishReason::Length`]: crate::FinishReason::Length
 /// [`FinishReason::Constraint`]: crate::FinishReason::Constraint
+/// [`FinishReason::Criterion`]: crate::FinishReason::Criterion
+/// [`FinishReason::Time`]: crate::FinishReason::Time
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
     max_new_tokens: usize,
@@ -134,6 +145,10 @@ pub struct GenerateOptions {
     vocab_size: Option<usize>,
     logprobs: Option<LogprobMode>,
     top_logprobs: usize,
+    prompt_logprobs: Option<usize>,
+    output_scores: bool,
+    output_logits: bool,
+    max_time: Option<Duration>,
 }
 
 impl GenerateOptions {
@@ -150,6 +165,10 @@ impl GenerateOptions {
             vocab_size: None,
             logprobs: None,
             top_logprobs: 0,
+            prompt_logprobs: None,
+            output_scores: false,
+            output_logits: false,
+            max_time: None,
         }
     }
 
@@ -212,6 +231,27 @@ impl GenerateOptions {
     /// How many alternatives are recorded per token (0: none).
     pub fn top_logprobs(&self) -> usize {
         self.top_logprobs
+    }
+
+    /// Whether the prompt's log-probabilities are recorded, and with how
+    /// many alternatives per prompt token (`Some(0)`: the tokens' own only).
+    pub fn prompt_logprobs(&self) -> Option<usize> {
+        self.prompt_logprobs
+    }
+
+    /// Whether every step's processed row of scores is recorded.
+    pub fn output_scores(&self) -> bool {
+        self.output_scores
+    }
+
+    /// Whether every step's raw row of scores (the model's) is recorded.
+    pub fn output_logits(&self) -> bool {
+        self.output_logits
+    }
+
+    /// The wall-clock limit of a run, if any.
+    pub fn max_time(&self) -> Option<Duration> {
+        self.max_time
     }
 
     /// Masks every EOS id (`-inf`) of the row of step `step` (0 for the
@@ -323,6 +363,97 @@ impl GenerateOptionsBuilder {
     /// [`GenerateOptionsBuilder::logprobs`] enables (0: none).
     pub fn top_logprobs(mut self, n: usize) -> Self {
         self.options.top_logprobs = n;
+        self
+    }
+
+    /// Records each prompt token's log-probability under the model given the
+    /// tokens before it, with the `top_n` most likely tokens of each of
+    /// those positions (vLLM's `prompt_logprobs`; 0: the prompt tokens'
+    /// own only), in [`Generation::prompt_logprobs`](crate::Generation::prompt_logprobs).
+    ///
+    /// They are *raw* log-probabilities (`log_softmax` of the model's
+    /// scores, restricted to [`GenerateOptionsBuilder::vocab_size`] when it
+    /// is set; no processor has a say on the prompt), the scores of
+    /// perplexity and of ranking prompts. The first prompt token has none
+    /// (nothing before it to condition on).
+    ///
+    /// The model scores every prompt position: the run feeds the prompt
+    /// through [`LanguageModel::forward_all`](crate::LanguageModel::forward_all)
+    /// in chunks of 16 positions (a buffer of 16 rows, whatever the prompt's
+    /// length), instead of one [`forward`](crate::LanguageModel::forward);
+    /// the first step then samples from the last of those rows. Recorded by
+    /// [`Generator::generate`](crate::Generator::generate),
+    /// [`Generator::generate_text`](crate::Generator::generate_text) and the
+    /// streams ([`Stream::prompt_logprobs`](crate::Stream::prompt_logprobs));
+    /// the other drivers (batches, beam search, speculative decoding,
+    /// [`Generator::begin`](crate::Generator::begin)) feed the prompt their
+    /// own way and refuse these options
+    /// ([`GenerateError::Unsupported`](crate::GenerateError::Unsupported)).
+    ///
+    /// ```
+    /// use decoding::sampler::Greedy;
+    /// use decoding::{GenerateOptions, Generator, LanguageModel, Pipeline, TokenId};
+    ///
+    /// /// After token `t`, token `t + 1` scores 2, the rest 0.
+    /// struct Next(TokenId);
+    /// impl LanguageModel for Next {
+    ///     type Error = std::convert::Infallible;
+    ///     fn vocab_size(&self) -> usize { 4 }
+    ///     fn forward(&mut self, t: &[TokenId], _: usize, row: &mut [f32]) -> Result<(), Self::Error> {
+    ///         self.0 = *t.last().unwrap();
+    ///         row.fill(0.0);
+    ///         row[(self.0 as usize + 1) % 4] = 2.0;
+    ///         Ok(())
+    ///     }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { Ok(()) }
+    /// }
+    ///
+    /// let options = GenerateOptions::builder(1).prompt_logprobs(1).build()?;
+    /// let out = Generator::new(Pipeline::new(), Greedy, options).generate(&mut Next(0), &[0, 1, 3])?;
+    /// let prompt = out.prompt_logprobs.unwrap();
+    /// let p_likely = (2f64.exp() / (2f64.exp() + 3.0)).ln() as f32; // 1 after 0
+    /// let p_other = (1.0 / (2f64.exp() + 3.0)).ln() as f32; // 3 after 1
+    /// assert_eq!(prompt[0].raw, None);
+    /// assert!((prompt[1].raw.unwrap() - p_likely).abs() < 1e-6);
+    /// assert!((prompt[2].raw.unwrap() - p_other).abs() < 1e-6);
+    /// assert_eq!(prompt[2].raw_top[0].token, 2); // what was likely after 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prompt_logprobs(mut self, top_n: usize) -> Self {
+        self.options.prompt_logprobs = Some(top_n);
+        self
+    }
+
+    /// Records every step's processed row of scores: the row the sampler
+    /// drew from, after every processor, with `-inf` at every token a
+    /// processor removed (transformers' `output_scores`), in
+    /// [`Generation::scores`](crate::Generation::scores) and
+    /// [`Step::scores`](crate::Step::scores). One row of the vocabulary per
+    /// step, copied: opt-in.
+    pub fn output_scores(mut self, on: bool) -> Self {
+        self.options.output_scores = on;
+        self
+    }
+
+    /// Records every step's raw row of scores, as the model wrote it
+    /// (restricted to [`GenerateOptionsBuilder::vocab_size`] when it is
+    /// set; transformers' `output_logits`), in
+    /// [`Generation::logits`](crate::Generation::logits) and
+    /// [`Step::logits`](crate::Step::logits). One row per step: opt-in.
+    pub fn output_logits(mut self, on: bool) -> Self {
+        self.options.output_logits = on;
+        self
+    }
+
+    /// A wall-clock limit (transformers' `max_time`): after each step, the
+    /// run ends with [`FinishReason::Time`](crate::FinishReason::Time) when
+    /// `limit` or more has passed since it started. The token of that step
+    /// is kept. The time is read from the generator's clock
+    /// ([`Generator::set_clock`](crate::Generator::set_clock), by default
+    /// [`Instant::now`](std::time::Instant::now)). A limit of zero ends the
+    /// run after its first token.
+    pub fn max_time(mut self, limit: Duration) -> Self {
+        self.options.max_time = Some(limit);
         self
     }
 

@@ -28,6 +28,12 @@ pub enum FinishReason {
     /// one that no token can extend (a grammar that has ended; see
     /// [`LogitsProcessor::is_complete`](crate::LogitsProcessor::is_complete)).
     Constraint,
+    /// The generator's [`StoppingCriterion`](crate::StoppingCriterion) said
+    /// stop (the token it saw last is the last generated id).
+    Criterion,
+    /// The run reached its wall-clock limit
+    /// ([`GenerateOptionsBuilder::max_time`](crate::GenerateOptionsBuilder::max_time)).
+    Time,
 }
 
 /// One entry of a top-N list: a token and its log-probability (natural log).
@@ -67,6 +73,38 @@ pub struct TokenLogprobs {
     pub processed_top: Vec<TopLogprob>,
 }
 
+impl TokenLogprobs {
+    /// The raw record of `token` in a model's `row` of scores: its
+    /// log-probability (`log_softmax`, computed as for generated tokens)
+    /// and the `top_n` most likely tokens in `raw_top`; the processed
+    /// fields are empty. For a driver that runs the model itself and wants
+    /// the log-probabilities of tokens it did not sample (a prompt's, as
+    /// [`GenerateOptionsBuilder::prompt_logprobs`](crate::GenerateOptionsBuilder::prompt_logprobs)
+    /// gives them): the same numbers, bit for bit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyRow`](crate::Error::EmptyRow) or
+    /// [`Error::InvalidLogit`](crate::Error::InvalidLogit) for a row
+    /// that is empty or holds NaN or +inf.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use decoding::TokenLogprobs;
+    ///
+    /// let row = [0.0f32, 2.0, 1.0];
+    /// let record = TokenLogprobs::from_raw_row(&row, 2, 1)?;
+    /// let ln_sum = (1.0f64 + 2f64.exp() + 1f64.exp()).ln();
+    /// assert!((f64::from(record.raw.unwrap()) - (1.0 - ln_sum)).abs() < 1e-6);
+    /// assert_eq!(record.raw_top[0].token, 1);
+    /// # Ok::<(), decoding::Error>(())
+    /// ```
+    pub fn from_raw_row(row: &[f32], token: TokenId, top_n: usize) -> Result<Self, crate::Error> {
+        super::logprobs::raw_entry(row, token, top_n, &mut super::logprobs::TopN::default())
+    }
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -84,6 +122,21 @@ pub struct Generation {
     pub text: Option<String>,
     /// One entry per generated token, when log-probabilities were requested.
     pub logprobs: Option<Vec<TokenLogprobs>>,
+    /// One entry per prompt token, when
+    /// [`GenerateOptionsBuilder::prompt_logprobs`](crate::GenerateOptionsBuilder::prompt_logprobs)
+    /// asked for them: entry `i` holds prompt token `i`, its raw
+    /// log-probability given prompt tokens `0..i` and the most likely
+    /// tokens at that position (`raw`, `raw_top`). Entry 0 has neither:
+    /// nothing comes before the first token.
+    pub prompt_logprobs: Option<Vec<TokenLogprobs>>,
+    /// Every step's processed row of scores, when
+    /// [`GenerateOptionsBuilder::output_scores`](crate::GenerateOptionsBuilder::output_scores)
+    /// asked for them (transformers' `scores`).
+    pub scores: Option<Vec<Vec<f32>>>,
+    /// Every step's raw row of scores, when
+    /// [`GenerateOptionsBuilder::output_logits`](crate::GenerateOptionsBuilder::output_logits)
+    /// asked for them (transformers' `logits`).
+    pub logits: Option<Vec<Vec<f32>>>,
     /// The seed of the run's random number generator: the options' seed,
     /// or the fresh one drawn for this run when they gave none. Passing it
     /// as [`GenerateOptionsBuilder::seed`](crate::GenerateOptionsBuilder::seed)
@@ -106,6 +159,14 @@ pub struct Step {
     pub text: String,
     /// The token's log-probabilities, when requested.
     pub logprobs: Option<TokenLogprobs>,
+    /// The step's processed row of scores, when
+    /// [`GenerateOptionsBuilder::output_scores`](crate::GenerateOptionsBuilder::output_scores)
+    /// asked for it.
+    pub scores: Option<Vec<f32>>,
+    /// The step's raw row of scores, when
+    /// [`GenerateOptionsBuilder::output_logits`](crate::GenerateOptionsBuilder::output_logits)
+    /// asked for it.
+    pub logits: Option<Vec<f32>>,
     /// `Some` on the last step: why the run stopped.
     pub finish_reason: Option<FinishReason>,
 }

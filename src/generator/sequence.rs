@@ -2,13 +2,16 @@
 //! (single, streaming and batched), so that they produce the same tokens.
 
 use std::ops::Range;
+use std::time::Instant;
 
+use super::criterion::{Clock, Criterion};
 use super::detokenizer::{Detokenizer, UnknownToken};
 use super::logprobs::{TopN, logprob, processed_normalizer, raw_normalizer};
+use super::prompt_logprobs::score_prompt;
 use super::stop;
 use super::text::Text;
 use crate::{
-    Context, DecodingRng, FinishReason, GenerateError, GenerateOptions, Generation,
+    Context, DecodingRng, FinishReason, GenerateError, GenerateOptions, Generation, LanguageModel,
     LogitsProcessor, Sampler, Scores, TokenId, TokenLogprobs, fresh_seed, rng_from_seed,
 };
 
@@ -26,6 +29,9 @@ pub(crate) struct Outcome {
     /// The text released by this step, as a byte range of the run's text.
     pub(crate) text: Range<usize>,
     pub(crate) finish: Option<FinishReason>,
+    /// The processed and the raw row, when requested and not collected.
+    pub(crate) scores: Option<Vec<f32>>,
+    pub(crate) logits: Option<Vec<f32>>,
 }
 
 /// The state of one sequence's run, with the scratch buffers its steps reuse.
@@ -50,6 +56,15 @@ pub(crate) struct Sequence {
     live: Vec<TokenId>,
     raw: Vec<f32>,
     top: TopN,
+    prompt_logprobs: Vec<TokenLogprobs>,
+    /// The prompt's rows, a chunk at a time (prompt log-probabilities).
+    prompt_rows: Vec<f32>,
+    scores: Vec<Vec<f32>>,
+    logits: Vec<Vec<f32>>,
+    /// When the run reaches `max_time`, by `clock`.
+    deadline: Option<Instant>,
+    pub(crate) clock: Clock,
+    pub(crate) criterion: Option<Criterion>,
 }
 
 impl Default for Sequence {
@@ -69,6 +84,13 @@ impl Default for Sequence {
             live: Vec::new(),
             raw: Vec::new(),
             top: TopN::default(),
+            prompt_logprobs: Vec::new(),
+            prompt_rows: Vec::new(),
+            scores: Vec::new(),
+            logits: Vec::new(),
+            deadline: None,
+            clock: Clock::default(),
+            criterion: None,
         }
     }
 }
@@ -90,6 +112,9 @@ impl Sequence {
         self.finish = None;
         self.failed = true;
         self.logprobs.clear();
+        self.prompt_logprobs.clear();
+        self.scores.clear();
+        self.logits.clear();
         self.text.clear();
         if prompt.is_empty() {
             return Err(GenerateError::EmptyPrompt);
@@ -114,6 +139,11 @@ impl Sequence {
         if collect && options.logprobs().is_some() {
             self.logprobs.reserve(reserve);
         }
+        if let Some(criterion) = &mut self.criterion {
+            criterion.0.reset();
+        }
+        // A limit too far to represent is no limit.
+        self.deadline = options.max_time().and_then(|limit| self.clock.now().checked_add(limit));
         self.failed = false;
         if max_new == 0 {
             self.finish = Some(FinishReason::Length);
@@ -180,8 +210,45 @@ impl Sequence {
             finish_reason: self.finish.unwrap_or(FinishReason::Length),
             text: self.has_text.then(|| self.text.take()),
             logprobs: options.logprobs().map(|_| std::mem::take(&mut self.logprobs)),
+            prompt_logprobs: options
+                .prompt_logprobs()
+                .map(|_| std::mem::take(&mut self.prompt_logprobs)),
+            scores: options.output_scores().then(|| std::mem::take(&mut self.scores)),
+            logits: options.output_logits().then(|| std::mem::take(&mut self.logits)),
             seed: self.seed,
         }
+    }
+
+    /// The prompt's log-probabilities, once the first step scored them.
+    pub(crate) fn prompt_logprobs(&self) -> &[TokenLogprobs] {
+        &self.prompt_logprobs
+    }
+
+    /// The first model call of a run that records prompt log-probabilities:
+    /// the whole prompt through [`LanguageModel::forward_all`], in chunks,
+    /// leaving the first step's scores in `row`. On error the run is over.
+    pub(crate) fn feed_prompt_scored<M: LanguageModel + ?Sized>(
+        &mut self,
+        model: &mut M,
+        options: &GenerateOptions,
+        top_n: usize,
+        row: &mut [f32],
+    ) -> Result<(), GenerateError<M::Error>> {
+        let n = options.vocab_size().unwrap_or(row.len()).min(row.len());
+        let result = score_prompt(
+            model,
+            &self.tokens[..self.prompt_len],
+            n,
+            top_n,
+            &mut self.prompt_rows,
+            &mut self.top,
+            row,
+            &mut self.prompt_logprobs,
+        );
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 
     /// One decoding step on the model's `row` of scores for the next
@@ -224,7 +291,7 @@ impl Sequence {
         let row = &mut row[..n];
         let top_n = options.top_logprobs();
         let want_raw = options.wants_raw();
-        if want_raw {
+        if want_raw || options.output_logits() {
             // The processors work in place, so the raw scores are kept aside.
             self.raw.clear();
             self.raw.extend_from_slice(row);
@@ -270,6 +337,12 @@ impl Sequence {
             }
             record = Some(r);
         }
+        // The processed row in full, once nothing reads the live set any more.
+        let processed_row = options.output_scores().then(|| {
+            scores.densify();
+            scores.dense().map_or_else(Vec::new, <[f32]>::to_vec)
+        });
+        let raw_row = options.output_logits().then(|| self.raw.clone());
 
         // Text first: an unknown token fails the step before it is committed.
         let is_eos = options.eos_tokens().contains(&token);
@@ -303,6 +376,16 @@ impl Sequence {
             Some(FinishReason::StopString { index })
         } else if processor.is_complete() {
             Some(FinishReason::Constraint)
+        } else if match &mut self.criterion {
+            Some(criterion) => {
+                let tokens = Context::new(&self.tokens, self.prompt_len).map_err(decoding)?;
+                criterion.0.should_stop(&tokens, self.has_text.then(|| self.text.as_str()))
+            }
+            None => false,
+        } {
+            Some(FinishReason::Criterion)
+        } else if self.deadline.is_some_and(|deadline| self.clock.now() >= deadline) {
+            Some(FinishReason::Time)
         } else if step + 1 >= options.max_new_tokens() {
             Some(FinishReason::Length)
         } else {
@@ -348,11 +431,22 @@ impl Sequence {
         };
 
         self.finish = finish;
+        let (mut processed_row, mut raw_row) = (processed_row, raw_row);
         if self.collect {
             if let Some(r) = record.take() {
                 self.logprobs.push(r);
             }
+            self.scores.extend(processed_row.take());
+            self.logits.extend(raw_row.take());
         }
-        Ok(Outcome { index: step, token, logprobs: record, text, finish })
+        Ok(Outcome {
+            index: step,
+            token,
+            logprobs: record,
+            text,
+            finish,
+            scores: processed_row,
+            logits: raw_row,
+        })
     }
 }

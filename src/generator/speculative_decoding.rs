@@ -7,8 +7,9 @@ use super::logprobs::{logprob, processed_normalizer};
 use super::stop;
 use crate::sampler::{Categorical, Greedy};
 use crate::{
-    Context, Error, GenerateError, GenerateOptions, Generation, Generator, LogitsProcessor,
-    RewindableModel, Sampled, Sampler, Scores, Speculation, TokenId, speculative_accept,
+    Context, Error, GenerateError, GenerateOptions, Generation, Generator, LanguageModel,
+    LogitsProcessor, PromptLookup, RewindableModel, Sampled, Sampler, Scores, Speculation, TokenId,
+    speculative_accept,
 };
 
 /// Generated-token capacity reserved up front for the history buffer.
@@ -100,7 +101,7 @@ impl SpeculativeOptions {
 pub struct SpeculativeStats {
     /// Draft-then-verify rounds (each ends with one target scoring).
     pub rounds: usize,
-    /// Tokens the draft model proposed.
+    /// Tokens proposed (by the draft model, or copied by a prompt lookup).
     pub drafted: usize,
     /// Drafted tokens kept.
     pub accepted: usize,
@@ -109,14 +110,16 @@ pub struct SpeculativeStats {
     /// Tokens chosen from the target's row with no draft to check.
     pub bonus: usize,
     /// Calls to the target model ([`LanguageModel::forward`] or
-    /// [`RewindableModel::forward_all`]): one per round, plus one in the
+    /// [`LanguageModel::forward_all`]): one per round, plus one in the
     /// first round when the prompt has more than one token and something
     /// was drafted (the prompt is fed with `forward`, the drafts with
     /// `forward_all`, so no row is computed for the prompt's positions).
     ///
     /// [`LanguageModel::forward`]: crate::LanguageModel::forward
+    /// [`LanguageModel::forward_all`]: crate::LanguageModel::forward_all
     pub target_calls: usize,
-    /// Calls to the draft model (one per drafted token).
+    /// Calls to the draft model (one per drafted token; none in prompt
+    /// lookup).
     pub draft_calls: usize,
 }
 
@@ -169,7 +172,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     /// Generates from `prompt` with speculative decoding: each round, the
     /// `draft` model proposes up to `k` tokens one by one, the `target`
     /// model scores all of them in one
-    /// [`forward_all`](RewindableModel::forward_all) call, and the drafted
+    /// [`forward_all`](crate::LanguageModel::forward_all) call, and the drafted
     /// tokens are checked in order by `speculative`'s [`Verification`]
     /// rule. The first rejected one is replaced by the target's token and
     /// the round ends; when all are kept, one more token (the bonus) is
@@ -341,7 +344,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         T: RewindableModel + ?Sized,
         D: RewindableModel + ?Sized,
     {
-        self.run_speculative(target, draft, None, prompt, speculative)
+        self.run_speculative(target, Drafter::Model(draft), None, prompt, speculative)
     }
 
     /// [`Generator::generate_speculative`], also decoding the generated text
@@ -363,13 +366,128 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         T: RewindableModel + ?Sized,
         D: RewindableModel + ?Sized,
     {
-        self.run_speculative(target, draft, Some(detokenizer), prompt, speculative)
+        self.run_speculative(target, Drafter::Model(draft), Some(detokenizer), prompt, speculative)
+    }
+
+    /// Generates from `prompt` with prompt lookup decoding: speculative
+    /// decoding as [`Generator::generate_speculative`] runs it, with the
+    /// draft of each round copied from the text by `lookup` (see
+    /// [`PromptLookup`]) instead of proposed by a draft model. Rounds in
+    /// which nothing matches draft nothing and emit one token, as a plain
+    /// step does. Statistics: [`Generator::speculative_stats`] (no draft
+    /// calls).
+    ///
+    /// # What is generated
+    ///
+    /// With [`Verification::Greedy`], exactly the tokens of
+    /// [`Generator::generate`] with a [`Greedy`] sampler (for processors
+    /// that are deterministic given their history and accepted tokens);
+    /// with [`Verification::Sampled`], exactly the tokens of
+    /// [`Generator::generate`] with a [`Categorical`] sampler and the same
+    /// seed: each position's token is one categorical draw from its
+    /// processed target row, as in a plain run, and a drafted token is
+    /// kept iff the draw equals it, so a round draws exactly what plain
+    /// steps would. The generator's own sampler is not used. Stop conditions, `accept`
+    /// calls, log-probabilities and rewinds of the target are as for
+    /// [`Generator::generate_speculative`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Generator::generate`] (the target's errors are
+    /// [`GenerateError::Model`]).
+    ///
+    /// # Performance
+    ///
+    /// A round costs one lookup over the text (no allocation; see
+    /// [`PromptLookup::lookup`]) and one target call for up to
+    /// `draft_tokens + 1` tokens: on a text that repeats itself (a rewrite,
+    /// an edit, code, a quoted document), several tokens per target call.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use decoding::sampler::Greedy;
+    /// use decoding::{
+    ///     GenerateOptions, Generator, LanguageModel, Pipeline, PromptLookup, RewindableModel,
+    ///     TokenId, Verification,
+    /// };
+    ///
+    /// /// After token `t`, token `(t + 1) % 4` scores 3, the rest 0.
+    /// #[derive(Debug)]
+    /// struct Cycle { last: Option<TokenId> }
+    ///
+    /// impl LanguageModel for Cycle {
+    ///     type Error = std::convert::Infallible;
+    ///     fn vocab_size(&self) -> usize { 8 }
+    ///     fn forward(&mut self, tokens: &[TokenId], _position: usize, logits: &mut [f32]) -> Result<(), Self::Error> {
+    ///         self.last = tokens.last().copied().or(self.last);
+    ///         logits.fill(0.0);
+    ///         if let Some(t) = self.last {
+    ///             logits[(t as usize + 1) % 4] = 3.0;
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     fn reset(&mut self) -> Result<(), Self::Error> { self.last = None; Ok(()) }
+    /// }
+    ///
+    /// impl RewindableModel for Cycle {
+    ///     fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> { Ok(()) }
+    /// }
+    ///
+    /// let mut generator = Generator::new(Pipeline::new(), Greedy, GenerateOptions::new(8));
+    /// let lookup = PromptLookup::new(4, 2, Verification::Greedy)?;
+    /// // The prompt holds one period of the cycle: every draft is right.
+    /// let out = generator.generate_prompt_lookup(&mut Cycle { last: None }, &[0, 1, 2, 3, 0], &lookup)?;
+    /// assert_eq!(out.tokens, [1, 2, 3, 0, 1, 2, 3, 0]);
+    /// let stats = generator.speculative_stats();
+    /// assert_eq!((stats.rounds, stats.accepted, stats.draft_calls), (2, 6, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn generate_prompt_lookup<T>(
+        &mut self,
+        target: &mut T,
+        prompt: &[TokenId],
+        lookup: &PromptLookup,
+    ) -> Result<Generation, GenerateError<T::Error>>
+    where
+        T: RewindableModel + ?Sized,
+    {
+        let speculative = SpeculativeOptions {
+            draft_tokens: lookup.draft_tokens(),
+            verification: lookup.verification(),
+        };
+        self.run_speculative(target, Drafter::<NoDraft>::Lookup(lookup), None, prompt, &speculative)
+    }
+
+    /// [`Generator::generate_prompt_lookup`], also decoding the generated
+    /// text with `detokenizer` (needed for stop strings).
+    ///
+    /// # Errors
+    ///
+    /// As [`Generator::generate_prompt_lookup`], plus
+    /// [`GenerateError::UnknownToken`].
+    pub fn generate_prompt_lookup_text<T>(
+        &mut self,
+        target: &mut T,
+        detokenizer: &dyn Detokenizer,
+        prompt: &[TokenId],
+        lookup: &PromptLookup,
+    ) -> Result<Generation, GenerateError<T::Error>>
+    where
+        T: RewindableModel + ?Sized,
+    {
+        let speculative = SpeculativeOptions {
+            draft_tokens: lookup.draft_tokens(),
+            verification: lookup.verification(),
+        };
+        let drafter = Drafter::<NoDraft>::Lookup(lookup);
+        self.run_speculative(target, drafter, Some(detokenizer), prompt, &speculative)
     }
 
     fn run_speculative<T, D>(
         &mut self,
         target: &mut T,
-        draft: &mut D,
+        mut draft: Drafter<'_, D>,
         detokenizer: Option<&dyn Detokenizer>,
         prompt: &[TokenId],
         speculative: &SpeculativeOptions,
@@ -380,7 +498,11 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     {
         self.speculative.stats = SpeculativeStats::default();
         let target_vocab = target.vocab_size();
-        let draft_vocab = draft.vocab_size();
+        let draft_vocab = match &draft {
+            Drafter::Model(model) => model.vocab_size(),
+            Drafter::Lookup(_) => target_vocab,
+        };
+        self.refuse_prompt_logprobs("prompt log-probabilities in speculative decoding")?;
         self.prepare(target_vocab, prompt, detokenizer.is_some(), true)?;
         let (expected, fits) = match self.options.vocab_size() {
             Some(n) => (n, draft_vocab >= n),
@@ -394,16 +516,20 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             self.seq.fail();
             return Err(GenerateError::Model { step: 0, source });
         }
-        if let Err(e) = draft.reset() {
-            self.seq.fail();
-            return Err(GenerateError::DraftModel { step: 0, source: Box::new(e) });
+        if let Drafter::Model(model) = &mut draft {
+            if let Err(e) = model.reset() {
+                self.seq.fail();
+                return Err(GenerateError::DraftModel { step: 0, source: Box::new(e) });
+            }
         }
 
         let max_new = self.options.max_new_tokens();
         let most = speculative.draft_tokens().min(max_new.saturating_sub(1)).min(ROWS_UP_FRONT);
         let scratch = &mut self.speculative;
         grow(&mut scratch.target_rows, (most + 1) * target_vocab);
-        grow(&mut scratch.draft_rows, most * draft_vocab);
+        if let Drafter::Model(_) = draft {
+            grow(&mut scratch.draft_rows, most * draft_vocab);
+        }
         scratch.dense.clear();
         scratch.history.clear();
         scratch.history.reserve(prompt.len() + max_new.min(RESERVE_CAP) + most);
@@ -412,7 +538,15 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         let mut fed = Fed { target: 0, draft: 0 };
         let vocab = Vocab { target: target_vocab, draft: draft_vocab, row: expected };
         while !self.seq.is_over() {
-            self.round(target, draft, detokenizer, prompt.len(), speculative, vocab, &mut fed)?;
+            self.round(
+                target,
+                &mut draft,
+                detokenizer,
+                prompt.len(),
+                speculative,
+                vocab,
+                &mut fed,
+            )?;
         }
         Ok(self.seq.take_generation(&self.options))
     }
@@ -423,7 +557,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     fn round<T, D>(
         &mut self,
         target: &mut T,
-        draft: &mut D,
+        draft: &mut Drafter<'_, D>,
         detokenizer: Option<&dyn Detokenizer>,
         prompt_len: usize,
         speculative: &SpeculativeOptions,
@@ -449,8 +583,11 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         let base = prompt_len + generated;
         debug_assert_eq!(history.len(), base);
 
-        for (expected, actual) in
-            [(vocab.target, target.vocab_size()), (vocab.draft, draft.vocab_size())]
+        let draft_vocab = match draft {
+            Drafter::Model(model) => model.vocab_size(),
+            Drafter::Lookup(_) => vocab.draft,
+        };
+        for (expected, actual) in [(vocab.target, target.vocab_size()), (vocab.draft, draft_vocab)]
         {
             if actual != expected {
                 seq.fail();
@@ -462,45 +599,62 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         let budget =
             speculative.draft_tokens().min(options.max_new_tokens().saturating_sub(generated + 1));
         let mut drafted = 0;
-        while drafted < budget {
-            let step = generated + drafted;
-            grow(draft_rows, (drafted + 1) * vocab.draft);
-            let row = &mut draft_rows[drafted * vocab.draft..(drafted + 1) * vocab.draft];
-            if let Err(e) = draft.forward(&history[fed.draft..], fed.draft, row) {
-                seq.fail();
-                return Err(GenerateError::DraftModel { step, source: Box::new(e) });
-            }
-            stats.draft_calls += 1;
-            fed.draft = history.len();
-            let ctx = Context::new(history, prompt_len);
-            let token = ctx.and_then(|ctx| {
-                let row = &mut row[..vocab.row];
-                draft_token(
-                    processor,
-                    options,
-                    mode,
-                    &ctx,
-                    step,
-                    row,
-                    live,
-                    categorical,
-                    seq.rng_mut(),
-                )
-            });
-            let token = match token {
-                Ok(token) => token,
-                Err(source) => {
-                    seq.fail();
-                    return Err(GenerateError::Decoding { step, source });
+        if let Drafter::Lookup(lookup) = draft {
+            for i in lookup.find(history, budget) {
+                let token = history[i];
+                history.push(token);
+                drafted += 1;
+                stats.drafted += 1;
+                if options.eos_tokens().contains(&token)
+                    || stop::match_sequence(&history[prompt_len..], options.stop_sequences())
+                        .is_some()
+                {
+                    break;
                 }
-            };
-            history.push(token);
-            drafted += 1;
-            stats.drafted += 1;
-            if options.eos_tokens().contains(&token)
-                || stop::match_sequence(&history[prompt_len..], options.stop_sequences()).is_some()
-            {
-                break;
+            }
+        }
+        if let Drafter::Model(draft) = draft {
+            while drafted < budget {
+                let step = generated + drafted;
+                grow(draft_rows, (drafted + 1) * vocab.draft);
+                let row = &mut draft_rows[drafted * vocab.draft..(drafted + 1) * vocab.draft];
+                if let Err(e) = draft.forward(&history[fed.draft..], fed.draft, row) {
+                    seq.fail();
+                    return Err(GenerateError::DraftModel { step, source: Box::new(e) });
+                }
+                stats.draft_calls += 1;
+                fed.draft = history.len();
+                let ctx = Context::new(history, prompt_len);
+                let token = ctx.and_then(|ctx| {
+                    let row = &mut row[..vocab.row];
+                    draft_token(
+                        processor,
+                        options,
+                        mode,
+                        &ctx,
+                        step,
+                        row,
+                        live,
+                        categorical,
+                        seq.rng_mut(),
+                    )
+                });
+                let token = match token {
+                    Ok(token) => token,
+                    Err(source) => {
+                        seq.fail();
+                        return Err(GenerateError::Decoding { step, source });
+                    }
+                };
+                history.push(token);
+                drafted += 1;
+                stats.drafted += 1;
+                if options.eos_tokens().contains(&token)
+                    || stop::match_sequence(&history[prompt_len..], options.stop_sequences())
+                        .is_some()
+                {
+                    break;
+                }
             }
         }
 
@@ -534,14 +688,15 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
         // 3. Verify, committing each emitted token as plain generation does.
         for i in 0..=drafted {
             let proposal = (i < drafted).then(|| {
-                // Only sampled verification reads the draft's row, which
+                // Only sampled verification reads a draft model's row, which
                 // `draft_token` wrote out in full; a greedy draft row keeps
-                // stale slots and is not handed on.
-                let row: &[f32] = match mode {
-                    Verification::Sampled => {
-                        &draft_rows[i * vocab.draft..i * vocab.draft + vocab.row]
+                // stale slots and is not handed on. A lookup's draft has no
+                // row: it is a point mass.
+                let row = match (mode, &*draft) {
+                    (Verification::Sampled, Drafter::Model(_)) => {
+                        Some(&draft_rows[i * vocab.draft..i * vocab.draft + vocab.row])
                     }
-                    Verification::Greedy => &[],
+                    _ => None,
                 };
                 (history[base + i], row)
             });
@@ -581,14 +736,46 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
             }
             fed.target = valid;
         }
-        if fed.draft > valid {
-            if let Err(e) = draft.rewind(valid) {
-                seq.fail();
-                return Err(GenerateError::DraftModel { step, source: Box::new(e) });
+        if let Drafter::Model(draft) = draft {
+            if fed.draft > valid {
+                if let Err(e) = draft.rewind(valid) {
+                    seq.fail();
+                    return Err(GenerateError::DraftModel { step, source: Box::new(e) });
+                }
+                fed.draft = valid;
             }
-            fed.draft = valid;
         }
         Ok(())
+    }
+}
+
+/// Where a round's drafted tokens come from.
+enum Drafter<'a, D: ?Sized> {
+    /// A draft model, fed and rewound as the target is.
+    Model(&'a mut D),
+    /// A copy from the text itself.
+    Lookup(&'a PromptLookup),
+}
+
+/// The draft model type of a run without one.
+enum NoDraft {}
+
+impl LanguageModel for NoDraft {
+    type Error = std::convert::Infallible;
+    fn vocab_size(&self) -> usize {
+        match *self {}
+    }
+    fn forward(&mut self, _: &[TokenId], _: usize, _: &mut [f32]) -> Result<(), Self::Error> {
+        match *self {}
+    }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        match *self {}
+    }
+}
+
+impl RewindableModel for NoDraft {
+    fn rewind(&mut self, _: usize) -> Result<(), Self::Error> {
+        match *self {}
     }
 }
 
@@ -644,9 +831,10 @@ fn draft_token<P: LogitsProcessor + ?Sized>(
 #[derive(Debug)]
 struct Verifier<'a> {
     mode: Verification,
-    /// The drafted token and the dense processed draft row it came from;
+    /// The drafted token and the dense processed draft row it came from
+    /// (`None` for a draft with no row: a point mass, or a greedy draft);
     /// `None` for a bonus position.
-    draft: Option<(TokenId, &'a [f32])>,
+    draft: Option<(TokenId, Option<&'a [f32]>)>,
     dense: &'a mut Vec<f32>,
     categorical: &'a mut Categorical,
     /// Whether the drafted token was kept.
@@ -685,7 +873,15 @@ impl Sampler for Verifier<'_> {
                 Ok(sampled)
             }
             (Verification::Sampled, None) => self.categorical.sample(scores, rng),
-            (Verification::Sampled, Some((token, draft))) => {
+            (Verification::Sampled, Some((token, None))) => {
+                // A point-mass draft: Leviathan's rule keeps it with
+                // probability p(token), else draws from p without it; the
+                // same law as one draw from p compared with it.
+                let sampled = self.categorical.sample(scores, rng)?;
+                self.accepted = sampled.token == token;
+                Ok(sampled)
+            }
+            (Verification::Sampled, Some((token, Some(draft)))) => {
                 let token = self.sampled(scores, token, draft, rng)?;
                 let x = self.dense[token as usize];
                 Ok(Sampled { token, logprob: logprob(x, processed_normalizer(scores)) })
@@ -705,7 +901,12 @@ impl Sampler for Verifier<'_> {
                 Ok(token)
             }
             (Verification::Sampled, None) => self.categorical.sample_token(scores, rng),
-            (Verification::Sampled, Some((token, draft))) => {
+            (Verification::Sampled, Some((token, None))) => {
+                let sampled = self.categorical.sample_token(scores, rng)?;
+                self.accepted = sampled == token;
+                Ok(sampled)
+            }
+            (Verification::Sampled, Some((token, Some(draft)))) => {
                 self.sampled(scores, token, draft, rng)
             }
         }

@@ -6,7 +6,7 @@ use std::iter::FusedIterator;
 use super::Generator;
 use crate::{
     Detokenizer, FinishReason, GenerateError, LanguageModel, LogitsProcessor, Sampler, Step,
-    TokenId,
+    TokenId, TokenLogprobs,
 };
 
 /// A run that yields each [`Step`] as soon as it is produced. Built by
@@ -77,6 +77,17 @@ impl<M: ?Sized, P, S> Stream<'_, M, P, S> {
     pub fn finish_reason(&self) -> Option<FinishReason> {
         self.generator.finish_reason()
     }
+
+    /// The prompt's log-probabilities, when
+    /// [`GenerateOptionsBuilder::prompt_logprobs`](crate::GenerateOptionsBuilder::prompt_logprobs)
+    /// asked for them: `None` before the first step (which scores them), as
+    /// [`Generation::prompt_logprobs`](crate::Generation::prompt_logprobs)
+    /// after.
+    pub fn prompt_logprobs(&self) -> Option<&[TokenLogprobs]> {
+        let scored = self.generator.prompt_logprobs();
+        (self.generator.options().prompt_logprobs().is_some() && !scored.is_empty())
+            .then_some(scored)
+    }
 }
 
 impl<M, P, S> Iterator for Stream<'_, M, P, S>
@@ -94,6 +105,8 @@ where
             token: o.token,
             text: self.generator.seq.text_slice(o.text).to_owned(),
             logprobs: o.logprobs,
+            scores: o.scores,
+            logits: o.logits,
             finish_reason: o.finish,
         }))
     }

@@ -36,6 +36,7 @@
 //! | [`TopNSigma`] | keeps `x >= max - n·σ` (population σ of the finite live scores, in f64; inclusive); `n = 0` keeps the maximum and its ties | (none; llama.cpp `top_n_sigma`) |
 //! | [`Xtc`] | with probability `p` (its own seeded generator, replayed by `reset`), removes every token of probability `>= threshold` but the least likely of them; a threshold `> 0.5` is a no-op; `min_keep` | (none; llama.cpp `xtc`) |
 //! | [`DynamicTemperature`] | `T = T_min + (T_max - T_min)·(H / ln N)^e` over the finite live tokens; range 0 is a plain temperature | (none; llama.cpp `temp_ext`) |
+//! | [`Watermark`] | adds `δ` to the green list of the position (lefthash) or to each of the 40 best tokens that is in its own green list (selfhash); green lists identical to transformers' (see [`crate::watermark`]) | `WatermarkLogitsProcessor` |
 //! | [`MirostatV2`] | keeps surprise `<= μ` (at least the top token), updates `μ` in `accept`; last before the sampler | (none; llama.cpp `mirostat_v2`) |
 //! | [`Dry`] | penalizes tokens extending a repeat by `multiplier · base^(L - allowed_length)`, with llama.cpp's exponent cap; single-token breakers; O(window) per step | (none; llama.cpp `dry`) |
 //! | [`AllowedTokens`] | keeps the tokens a callback allows in a [`TokenBitmask`] (a grammar engine's 64-bit-word layout), with their scores; no allowed token is `NoAllowedToken`. **Differs:** when every allowed token is already masked, this is `AllMasked` (transformers then gives the allowed tokens a score of 0, reviving tokens an earlier processor banned) | `PrefixConstrainedLogitsProcessor` |
@@ -68,6 +69,7 @@ mod top_k;
 mod top_n_sigma;
 mod top_p;
 mod typical;
+mod watermark;
 mod windowed_penalties;
 mod xtc;
 
@@ -99,5 +101,15 @@ pub use self::top_k::TopK;
 pub use self::top_n_sigma::TopNSigma;
 pub use self::top_p::TopP;
 pub use self::typical::Typical;
+pub use self::watermark::Watermark;
 pub use self::windowed_penalties::WindowedPenalties;
 pub use self::xtc::Xtc;
+
+/// The check every truncation's `min_tokens_to_keep` setter makes: at least
+/// one token is always kept, so `0` is an error.
+pub(crate) fn checked_min_tokens_to_keep(n: usize) -> Result<usize, crate::Error> {
+    if n == 0 {
+        return Err(crate::Error::invalid("min_tokens_to_keep", "at least 1", n));
+    }
+    Ok(n)
+}

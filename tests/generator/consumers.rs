@@ -10,11 +10,11 @@ use decoding::processors::{AllowedTokens, Temperature, TokenBitmask, TopK};
 use decoding::sampler::{Categorical, Greedy};
 use decoding::{
     BatchInput, BatchLanguageModel, BeamLanguageModel, BeamSearch, Context, Error, GenerateError,
-    GenerateOptions, Generator, LanguageModel, LogitsProcessor, LogprobMode, Pipeline,
-    RewindableModel, Scores, SpeculativeOptions, TokenId, Verification,
+    GenerateOptions, Generator, LogitsProcessor, LogprobMode, Pipeline, Scores, SpeculativeOptions,
+    TokenId, Verification,
 };
 
-use crate::models::FixedRow;
+use crate::models::{Bigram, FixedRow};
 
 /// A row whose argmax is token 2; tokens 5 and 6 are neither first nor
 /// last.
@@ -377,37 +377,8 @@ fn beam_search_with_unbounded_length_sizes_its_buffers_by_what_it_generates() {
 }
 
 /// After token `t`, token `t + 1` (mod 8) scores 3, the rest 0.
-#[derive(Debug, Default, Clone)]
-struct Next {
-    last: TokenId,
-}
-
-impl LanguageModel for Next {
-    type Error = Infallible;
-    fn vocab_size(&self) -> usize {
-        8
-    }
-    fn forward(
-        &mut self,
-        tokens: &[TokenId],
-        _position: usize,
-        logits: &mut [f32],
-    ) -> Result<(), Self::Error> {
-        self.last = tokens.last().copied().unwrap_or(self.last);
-        logits.fill(0.0);
-        logits[(self.last as usize + 1) % 8] = 3.0;
-        Ok(())
-    }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.last = 0;
-        Ok(())
-    }
-}
-
-impl RewindableModel for Next {
-    fn rewind(&mut self, _len: usize) -> Result<(), Self::Error> {
-        Ok(())
-    }
+fn next() -> Bigram {
+    Bigram::successor(8, &[3.0])
 }
 
 #[test]
@@ -418,9 +389,7 @@ fn speculative_decoding_with_unbounded_draft_and_length_sizes_its_buffers_lazily
     for verification in [Verification::Greedy, Verification::Sampled] {
         let spec = SpeculativeOptions::new(usize::MAX, verification).unwrap();
         let mut generator = Generator::new(Pipeline::new(), Greedy, options.clone());
-        let out = generator
-            .generate_speculative(&mut Next::default(), &mut Next::default(), &[1], &spec)
-            .unwrap();
+        let out = generator.generate_speculative(&mut next(), &mut next(), &[1], &spec).unwrap();
         assert_eq!(out.tokens.last(), Some(&7), "{verification:?}");
         if verification == Verification::Greedy {
             assert_eq!(out.tokens, [2, 3, 4, 5, 6, 7]);
@@ -431,9 +400,7 @@ fn speculative_decoding_with_unbounded_draft_and_length_sizes_its_buffers_lazily
     let options = GenerateOptions::builder(600).build().unwrap();
     let spec = SpeculativeOptions::new(usize::MAX, Verification::Greedy).unwrap();
     let mut generator = Generator::new(Pipeline::new(), Greedy, options);
-    let out = generator
-        .generate_speculative(&mut Next::default(), &mut Next::default(), &[1], &spec)
-        .unwrap();
+    let out = generator.generate_speculative(&mut next(), &mut next(), &[1], &spec).unwrap();
     let expected: Vec<TokenId> = (0..600).map(|i| ((i + 2) % 8) as TokenId).collect();
     assert_eq!(out.tokens, expected);
     assert_eq!(generator.speculative_stats().rounds, 1);
@@ -456,7 +423,7 @@ fn a_detokenizer_that_replaces_its_buffer_gives_the_same_text() {
     // It once panicked slicing the generator's text buffer.
     let options = GenerateOptions::builder(5).stop_string("ef").build().unwrap();
     let mut generator = Generator::new(Pipeline::new(), Greedy, options);
-    let out = generator.generate_text(&mut Next::default(), &Replacing, &[1]).unwrap();
+    let out = generator.generate_text(&mut next(), &Replacing, &[1]).unwrap();
     // Tokens 2, 3, 4, 5 read "cdef"; the stop string cuts "ef".
     assert_eq!(out.tokens, [2, 3, 4, 5]);
     assert_eq!(out.text.as_deref(), Some("cd"));

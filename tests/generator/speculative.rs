@@ -25,7 +25,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// How a [`Contextual`] draft relates to the target of the same salt.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub(crate) enum Kind {
     /// The scores of its salt.
     Plain,
     /// The negated scores of its salt: its argmax is the target's argmin.
@@ -39,18 +39,18 @@ enum Kind {
 /// a rewind that keeps too much or too little changes them. It checks the
 /// incremental contract: no empty feed, no rewind that does not shorten.
 #[derive(Debug, Clone)]
-struct Contextual {
+pub(crate) struct Contextual {
     vocab: usize,
     salt: u64,
     kind: Kind,
     held: Vec<TokenId>,
-    rewinds: usize,
+    pub(crate) rewinds: usize,
     calls: usize,
     fail_at: Option<usize>,
 }
 
 impl Contextual {
-    fn new(vocab: usize, salt: u64, kind: Kind) -> Self {
+    pub(crate) fn new(vocab: usize, salt: u64, kind: Kind) -> Self {
         Contextual { vocab, salt, kind, held: Vec::new(), rewinds: 0, calls: 0, fail_at: None }
     }
 
@@ -115,14 +115,7 @@ impl LanguageModel for Contextual {
         self.write_row(logits);
         Ok(())
     }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.held.clear();
-        self.calls = 0;
-        Ok(())
-    }
-}
 
-impl RewindableModel for Contextual {
     fn forward_all(
         &mut self,
         tokens: &[TokenId],
@@ -138,6 +131,14 @@ impl RewindableModel for Contextual {
         }
         Ok(())
     }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.held.clear();
+        self.calls = 0;
+        Ok(())
+    }
+}
+
+impl RewindableModel for Contextual {
     fn rewind(&mut self, len: usize) -> Result<(), Self::Error> {
         assert!(len < self.held.len(), "rewind to {len} while holding {}", self.held.len());
         self.held.truncate(len);
@@ -163,7 +164,7 @@ fn drafts() -> [(&'static str, Contextual); 3] {
 }
 
 /// A history-dependent processor followed by a stateful one.
-fn stateful() -> (RepetitionPenalty, MirostatV2) {
+pub(crate) fn stateful() -> (RepetitionPenalty, MirostatV2) {
     (RepetitionPenalty::new(1.4).unwrap(), MirostatV2::new(1.5, 0.3).unwrap())
 }
 
@@ -186,7 +187,7 @@ fn check_stats(stats: &SpeculativeStats, out: &Generation) {
 }
 
 /// The model holds a prefix of the prompt and the generated tokens.
-fn check_held(model: &Contextual, prompt: &[TokenId], out: &Generation) {
+pub(crate) fn check_held(model: &Contextual, prompt: &[TokenId], out: &Generation) {
     let all: Vec<TokenId> = prompt.iter().chain(&out.tokens).copied().collect();
     assert!(all.starts_with(&model.held), "holds {:?} of {all:?}", model.held);
 }

@@ -388,44 +388,11 @@ impl LogitsProcessor for Poison {
 
 // ------------------------------------------------------------ random sources
 
-/// A random source that returns fixed 64-bit words, cycling: the way to
-/// reach the uniform draw's edges (`0` gives u = 0, `u64::MAX` gives
-/// u = 1 - 2^-53) through [`Sampler::sample`].
-#[derive(Debug, Clone)]
-pub struct Words {
-    words: Vec<u64>,
-    next: usize,
-}
-
-impl Words {
-    pub fn new(words: &[u64]) -> Self {
-        assert!(!words.is_empty());
-        Words { words: words.to_vec(), next: 0 }
-    }
-
-    fn word(&mut self) -> u64 {
-        let w = self.words[self.next % self.words.len()];
-        self.next += 1;
-        w
-    }
-}
-
-impl rand::TryRng for Words {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok((self.word() >> 32) as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(self.word())
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let w = self.word().to_le_bytes();
-            chunk.copy_from_slice(&w[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
+/// A random source of fixed words, cycling: the way to reach the uniform
+/// draw's edges through [`Sampler::sample`].
+#[path = "../common/words.rs"]
+mod words;
+pub use words::Words;
 
 // ------------------------------------------------------------ helpers
 
@@ -573,6 +540,7 @@ pub fn pipeline(data: &[u8]) {
     check_sampled(&s, &dense, greedy, "dense row");
 
     // The batch path gives what the single path gave, seed for seed.
+    #[cfg(feature = "ndarray")]
     if sampler_kind < 2 && v > 0 {
         let mut p3 = build_pipeline(&specs);
         let batch = ndarray::Array2::from_shape_vec((1, v), row.clone()).expect("shape");
