@@ -375,6 +375,57 @@ fn tokenizer_json_vocabularies_constrain_like_their_bytes() {
 }
 
 #[test]
+fn a_token_table_marks_its_special_tokens() {
+    // "<|im_end|>" is an added special token: no grammar text spells it,
+    // though its characters are allowed; the plain added token is text.
+    let json = r#"{
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": {"<": 0, "|": 1, "x": 2, ">": 3}},
+        "added_tokens": [{"id": 4, "content": "<|x|>", "special": true},
+                         {"id": 5, "content": "<x>", "special": false},
+                         {"id": 6, "content": "<eos>", "special": true}]
+    }"#;
+    let tokens = decoding::TokenBytes::from_tokenizer_json(json).unwrap();
+    let vocab = TokenVocabulary::from_token_table(&tokens, &[6]).unwrap();
+    assert_eq!(vocab.vocab_size(), 7);
+    let mut c = vocab.constraint(&Grammar::regex("<[|x]*>").unwrap()).unwrap();
+    let mut row = vec![0.0; 7];
+    let mut live = Vec::new();
+    let mut scores = Scores::new(&mut row, &mut live);
+    c.process(&Context::empty(), &mut scores).unwrap();
+    assert_eq!(scores.live_ids(), Some(&[0, 5][..]));
+}
+
+/// A vocabulary read from a loaded `tokenizers::Tokenizer` is the one read
+/// from its file.
+#[cfg(feature = "tokenizers")]
+#[test]
+fn a_loaded_tokenizer_gives_the_vocabulary_of_its_file() {
+    let json = r#"{
+        "version": "1.0", "normalizer": null, "pre_tokenizer": null, "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "Ġa": 3}, "merges": ["a b"]},
+        "added_tokens": [{"id": 4, "content": "<|endoftext|>", "special": true, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false}]
+    }"#;
+    let tokenizer: tokenizers::Tokenizer = json.parse().unwrap();
+    let loaded = TokenVocabulary::from_tokenizer(&tokenizer, &[4]).unwrap();
+    let read = TokenVocabulary::from_tokenizer_json(json, &[4]).unwrap();
+    assert_eq!(loaded.vocab_size(), 5);
+    let mut rows = Vec::new();
+    for vocab in [&loaded, &read] {
+        let mut c = vocab.constraint(&Grammar::regex("ab a").unwrap()).unwrap();
+        let mut row = vec![0.0; 5];
+        let mut live = Vec::new();
+        let mut scores = Scores::new(&mut row, &mut live);
+        c.process(&Context::empty(), &mut scores).unwrap();
+        rows.push(scores.live_ids().map(<[TokenId]>::to_vec));
+    }
+    assert_eq!(rows[0], Some(vec![0, 2]));
+    assert_eq!(rows[0], rows[1]);
+}
+
+#[test]
 fn constrained_choice_follows_the_renormalized_masked_softmax() {
     // Tokens "a", "b", "c", "ab", EOS; choices "a", "ab", "b". The token
     // sequences: [a, EOS], [a, b], [ab], [b].
@@ -519,8 +570,21 @@ fn openai_response_formats_build_the_stage() {
     // llama-server's json_schema and grammar fields.
     let text = complete(r#"{"json_schema": {"enum": ["abc", "null"]}}"#);
     assert!(text == "\"abc\"" || text == "\"null\"", "{text}");
-    let text = complete(r#"{"grammar": "start: \"ab\" | \"c\""}"#);
+    // `grammar` is GBNF, or Lark after a `%llguidance` header.
+    let text = complete(r#"{"grammar": "root ::= \"ab\" | \"c\""}"#);
     assert!(text == "ab" || text == "c", "{text}");
+    let text = complete(r#"{"grammar": "root ::= item (\",\" item)*\nitem ::= [a-c]{2}"}"#);
+    assert!(
+        text.split(',').all(|item| item.len() == 2 && item.bytes().all(|b| b"abc".contains(&b))),
+        "{text}"
+    );
+    let text = complete(r#"{"grammar": "%llguidance {}\nstart: \"ab\" | \"c\""}"#);
+    assert!(text == "ab" || text == "c", "{text}");
+    let malformed = OpenAiParams::from_json(r#"{"grammar": "root ::= \"a\" b"}"#).unwrap();
+    assert!(matches!(
+        malformed.constraint(&vocab),
+        Err(StructuredError::InvalidGbnf { line: 1, column: 14, .. })
+    ));
 
     // What is read.
     let p = OpenAiParams::from_json(

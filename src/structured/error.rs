@@ -1,5 +1,6 @@
 //! `StructuredError`: why a vocabulary or a constraint could not be built.
 
+use super::GbnfErrorKind;
 use crate::TokenId;
 
 /// Why a [`TokenVocabulary`](super::TokenVocabulary) or a
@@ -41,6 +42,17 @@ pub enum StructuredError {
     InvalidGrammar {
         /// The grammar compiler's message.
         message: String,
+    },
+    /// A GBNF grammar (llama.cpp's format) is malformed: where, and what is
+    /// wrong (see [`Grammar::gbnf`](super::Grammar::gbnf)).
+    #[error("invalid GBNF grammar at line {line}, column {column}: {kind}")]
+    InvalidGbnf {
+        /// The line of the problem, from 1.
+        line: usize,
+        /// Its column, in characters from 1.
+        column: usize,
+        /// What is wrong.
+        kind: GbnfErrorKind,
     },
     /// A choice constraint was given no string to choose from.
     #[error("a choice needs at least one string")]

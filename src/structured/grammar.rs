@@ -30,6 +30,9 @@ use super::StructuredError;
 ///   (anchored at both ends).
 /// - **Lark**: llguidance's Lark-like syntax (`start: ...` rules, string
 ///   literals, `/regex/` terminals, `%json {...}` schema embedding).
+/// - **GBNF**: llama.cpp's grammar format (`root ::= ...`), translated to
+///   the Lark-like syntax when the `Grammar` is made (see
+///   [`Grammar::gbnf`]).
 /// - **Choice**: exactly one of the given strings.
 ///
 /// # Example
@@ -42,8 +45,9 @@ use super::StructuredError;
 /// let yes_no = Grammar::choice(["yes", "no"])?;
 /// let list = Grammar::lark(r#"start: "[" item ("," item)* "]"
 /// item: /[0-9]+/"#);
+/// let answer = Grammar::gbnf(r#"root ::= ("yes" | "no") ".""#)?;
 /// assert!(Grammar::regex("").is_err());
-/// # let _ = (schema, date, yes_no, list);
+/// # let _ = (schema, date, yes_no, list, answer);
 /// # Ok::<(), decoding::structured::StructuredError>(())
 /// ```
 ///
@@ -100,6 +104,44 @@ impl Grammar {
     /// Outputs of a Lark-like context-free grammar (llguidance's syntax).
     pub fn lark(grammar: impl Into<String>) -> Self {
         Grammar { kind: Kind::Lark(grammar.into()) }
+    }
+
+    /// Outputs of a GBNF grammar (llama.cpp's format; llama-server's
+    /// `grammar` field), translated to the Lark-like syntax here by
+    /// [`gbnf_to_lark`](super::gbnf_to_lark), whose docs give the syntax
+    /// read and the translation's exact semantics.
+    ///
+    /// A text that starts with `%llguidance` (after blanks) is already
+    /// llguidance's Lark-like syntax, as in llama.cpp, and is taken as
+    /// [`Grammar::lark`] takes it.
+    ///
+    /// # Errors
+    ///
+    /// [`StructuredError::InvalidGbnf`] with the line and column of the
+    /// first problem (a malformed rule, an undefined rule, no `root`, ...).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use decoding::structured::{GbnfErrorKind, Grammar, StructuredError};
+    ///
+    /// let list = Grammar::gbnf(r#"
+    /// root ::= "[" (item ("," item)*)? "]"
+    /// item ::= [0-9]+
+    /// "#)?;
+    /// let err = Grammar::gbnf("root ::= item").unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     StructuredError::InvalidGbnf { line: 1, column: 10, kind: GbnfErrorKind::UndefinedRule(_) }
+    /// ));
+    /// # let _ = list;
+    /// # Ok::<(), StructuredError>(())
+    /// ```
+    pub fn gbnf(text: &str) -> Result<Self, StructuredError> {
+        if text.trim_start().starts_with("%llguidance") {
+            return Ok(Self::lark(text));
+        }
+        Ok(Self::lark(super::gbnf_to_lark(text)?))
     }
 
     /// Exactly one of `choices`.

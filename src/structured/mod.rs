@@ -10,7 +10,8 @@
 //!    [`Detokenizer`](crate::Detokenizer)
 //!    ([`TokenVocabulary::from_detokenizer`]);
 //! 2. a [`Grammar`]: [`Grammar::json_schema`], [`Grammar::regex`],
-//!    [`Grammar::lark`], [`Grammar::choice`];
+//!    [`Grammar::lark`], [`Grammar::gbnf`] (llama.cpp's format, translated
+//!    by [`gbnf_to_lark`]), [`Grammar::choice`];
 //! 3. [`TokenVocabulary::constraint`] compiles it into a [`Constraint`], a
 //!    [`LogitsProcessor`](crate::LogitsProcessor) to put first in the
 //!    pipeline.
@@ -78,10 +79,12 @@
 
 mod constraint;
 mod error;
+mod gbnf;
 mod grammar;
 mod vocabulary;
 
 pub use self::constraint::Constraint;
 pub use self::error::StructuredError;
+pub use self::gbnf::{GbnfErrorKind, MAX_REPETITION, gbnf_to_lark};
 pub use self::grammar::Grammar;
 pub use self::vocabulary::{MAX_VOCAB_SIZE, TokenVocabulary};

@@ -1,14 +1,16 @@
 //! `TokenVocabulary`: the bytes of every token, as the grammar engine needs
-//! them, built from a `tokenizer.json` file or from any `Detokenizer`.
+//! them, built from a tokenizer's `TokenBytes` or from any `Detokenizer`.
 
 use std::sync::Arc;
 
+use super::{Constraint, Grammar, StructuredError};
+use crate::{Detokenizer, TokenBytes, TokenId, TokenizerError};
 use llguidance::ParserFactory;
 use llguidance::toktrie::{ApproximateTokEnv, TokEnv, TokRxInfo, TokTrie};
-use serde_json::Value;
 
-use super::{Constraint, Grammar, StructuredError};
-use crate::{Detokenizer, TokenId};
+fn tokenizer_error(e: TokenizerError) -> StructuredError {
+    StructuredError::Tokenizer { message: e.to_string() }
+}
 
 /// The largest vocabulary the engine's token trie can index.
 pub const MAX_VOCAB_SIZE: usize = (1 << 24) - 1;
@@ -140,21 +142,50 @@ impl TokenVocabulary {
         Self::from_token_bytes(tokens, eos)
     }
 
-    /// A vocabulary from the text of a Hugging Face `tokenizer.json`:
-    /// byte-level BPE (GPT-2, Llama 3, Qwen, ...) or SentencePiece-style
-    /// models with byte fallback (Llama 2, Mistral, ...), BPE or Unigram
-    /// vocabularies, and the added tokens (those marked `special` are
-    /// special). The vocabulary size is the largest id plus one.
+    /// A vocabulary from the bytes of every token of a Hugging Face
+    /// tokenizer ([`TokenBytes`]: byte-level BPE, SentencePiece style with
+    /// byte fallback, added tokens). Added tokens marked `special` are
+    /// special; unused ids are never allowed. The vocabulary size is the
+    /// largest id plus one.
     ///
     /// # Errors
     ///
-    /// [`StructuredError::Tokenizer`] when the text is not JSON, has no
-    /// model vocabulary, or its decoder is neither byte-level nor byte
-    /// fallback; then as [`TokenVocabulary::from_token_bytes`].
+    /// As [`TokenVocabulary::from_token_bytes`].
+    pub fn from_token_table(tokens: &TokenBytes, eos: &[TokenId]) -> Result<Self, StructuredError> {
+        Self::from_token_bytes(engine_bytes(tokens), eos)
+    }
+
+    /// A vocabulary from the text of a Hugging Face `tokenizer.json`, read
+    /// as [`TokenBytes::from_tokenizer_json`] reads it.
+    ///
+    /// # Errors
+    ///
+    /// [`StructuredError::Tokenizer`] when [`TokenBytes`] cannot read the
+    /// text (not JSON, no model vocabulary, a decoder neither byte-level
+    /// nor SentencePiece style, ...); then as
+    /// [`TokenVocabulary::from_token_bytes`].
     pub fn from_tokenizer_json(text: &str, eos: &[TokenId]) -> Result<Self, StructuredError> {
-        let json: Value = serde_json::from_str(text)
-            .map_err(|e| StructuredError::Tokenizer { message: e.to_string() })?;
-        Self::from_token_bytes(token_bytes(&json)?, eos)
+        Self::from_token_table(
+            &TokenBytes::from_tokenizer_json(text).map_err(tokenizer_error)?,
+            eos,
+        )
+    }
+
+    /// A vocabulary from a loaded `tokenizers::Tokenizer` (feature
+    /// `tokenizers`), read as [`TokenBytes::from_tokenizer`] reads it.
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenVocabulary::from_tokenizer_json`].
+    #[cfg(feature = "tokenizers")]
+    pub fn from_tokenizer(
+        tokenizer: &tokenizers::Tokenizer,
+        eos: &[TokenId],
+    ) -> Result<Self, StructuredError> {
+        Self::from_token_table(
+            &TokenBytes::from_tokenizer(tokenizer).map_err(tokenizer_error)?,
+            eos,
+        )
     }
 
     /// The number of token ids `n` the vocabulary describes.
@@ -202,160 +233,21 @@ impl TokenVocabulary {
     }
 }
 
-/// How a `tokenizer.json` maps token strings to bytes.
-#[derive(Debug, Clone, Copy)]
-enum Decoding {
-    /// GPT-2's byte alphabet.
-    ByteLevel,
-    /// SentencePiece: `space` stands for a space; `<0xNN>` is a byte.
-    ByteFallback { space: char },
-}
-
-fn tokenizer_error(message: impl Into<String>) -> StructuredError {
-    StructuredError::Tokenizer { message: message.into() }
-}
-
-fn decoding(decoder: &Value) -> Option<Decoding> {
-    let kind = decoder["type"].as_str()?;
-    match kind {
-        "ByteLevel" => Some(Decoding::ByteLevel),
-        "ByteFallback" => Some(Decoding::ByteFallback { space: '▁' }),
-        "Metaspace" => {
-            let space = decoder["replacement"].as_str().and_then(|s| s.chars().next());
-            Some(Decoding::ByteFallback { space: space.unwrap_or('▁') })
-        }
-        "Sequence" => {
-            let parts = decoder["decoders"].as_array()?;
-            let mut found = None;
-            let mut space = '▁';
-            for part in parts {
-                match part["type"].as_str() {
-                    Some("ByteLevel") => return Some(Decoding::ByteLevel),
-                    Some("ByteFallback") => found = Some(()),
-                    Some("Metaspace") => {
-                        if let Some(c) = part["replacement"].as_str().and_then(|s| s.chars().next())
-                        {
-                            space = c;
-                        }
-                        found = Some(());
-                    }
-                    Some("Replace") if part["content"].as_str() == Some(" ") => {
-                        let pattern = part["pattern"]["String"].as_str().unwrap_or_default();
-                        let mut chars = pattern.chars();
-                        if let (Some(c), None) = (chars.next(), chars.next()) {
-                            space = c;
-                        }
-                    }
-                    _ => {}
-                }
+/// The bytes the engine reads for each id of `tokens`: special tokens
+/// start with the marker byte, unused ids have none.
+fn engine_bytes(tokens: &TokenBytes) -> Vec<Vec<u8>> {
+    (0..tokens.len() as TokenId)
+        .map(|id| match tokens.get(id) {
+            None => Vec::new(),
+            Some(bytes) if tokens.is_special(id) => {
+                let mut marked = Vec::with_capacity(bytes.len() + 1);
+                marked.push(SPECIAL);
+                marked.extend_from_slice(bytes);
+                marked
             }
-            found.map(|()| Decoding::ByteFallback { space })
-        }
-        _ => None,
-    }
-}
-
-/// The inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes stand
-/// for themselves, the other 68 bytes for U+0100.. in byte order.
-fn byte_alphabet() -> [Option<u8>; 0x144] {
-    let mut map = [None; 0x144];
-    let mut next = 0x100;
-    for b in 0..=255u8 {
-        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-        if printable {
-            map[b as usize] = Some(b);
-        } else {
-            map[next] = Some(b);
-            next += 1;
-        }
-    }
-    map
-}
-
-fn piece_bytes(
-    piece: &str,
-    decoding: Decoding,
-    alphabet: &[Option<u8>; 0x144],
-) -> Result<Vec<u8>, StructuredError> {
-    match decoding {
-        Decoding::ByteLevel => piece
-            .chars()
-            .map(|c| {
-                alphabet.get(c as usize).copied().flatten().ok_or_else(|| {
-                    tokenizer_error(format!(
-                        "token {piece:?} has the character {c:?}, outside the byte-level alphabet"
-                    ))
-                })
-            })
-            .collect(),
-        Decoding::ByteFallback { space } => {
-            let hex = piece
-                .strip_prefix("<0x")
-                .and_then(|rest| rest.strip_suffix('>'))
-                .filter(|h| h.len() == 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            Ok(match hex {
-                Some(b) => vec![b],
-                None => piece.replace(space, " ").into_bytes(),
-            })
-        }
-    }
-}
-
-/// The bytes of every token id of a parsed `tokenizer.json`.
-fn token_bytes(json: &Value) -> Result<Vec<Vec<u8>>, StructuredError> {
-    let decoding = decoding(&json["decoder"]).ok_or_else(|| {
-        tokenizer_error(format!(
-            "the decoder {} is neither byte-level nor byte fallback",
-            json["decoder"]["type"]
-        ))
-    })?;
-    let alphabet = byte_alphabet();
-    let mut entries: Vec<(usize, Vec<u8>)> = Vec::new();
-    match &json["model"]["vocab"] {
-        // BPE and WordPiece: piece -> id.
-        Value::Object(map) => {
-            for (piece, id) in map {
-                let id = id.as_u64().ok_or_else(|| {
-                    tokenizer_error(format!("the id of token {piece:?} is not an integer"))
-                })?;
-                entries.push((id as usize, piece_bytes(piece, decoding, &alphabet)?));
-            }
-        }
-        // Unigram: [piece, score] pairs in id order.
-        Value::Array(list) => {
-            for (id, pair) in list.iter().enumerate() {
-                let piece = pair[0].as_str().ok_or_else(|| {
-                    tokenizer_error(format!("unigram entry {id} has no piece string"))
-                })?;
-                entries.push((id, piece_bytes(piece, decoding, &alphabet)?));
-            }
-        }
-        _ => return Err(tokenizer_error("model.vocab is missing")),
-    }
-    let mut specials: Vec<(usize, Vec<u8>)> = Vec::new();
-    if let Some(added) = json["added_tokens"].as_array() {
-        for t in added {
-            let (Some(id), Some(content)) = (t["id"].as_u64(), t["content"].as_str()) else {
-                return Err(tokenizer_error("an added token has no id or content"));
-            };
-            let mut bytes = content.as_bytes().to_vec();
-            if t["special"].as_bool() == Some(true) {
-                bytes.insert(0, SPECIAL);
-            }
-            specials.push((id as usize, bytes));
-        }
-    }
-    let n = entries.iter().chain(&specials).map(|(id, _)| id + 1).max().unwrap_or(0);
-    if n > MAX_VOCAB_SIZE {
-        return Err(StructuredError::VocabSize { vocab_size: n, max: MAX_VOCAB_SIZE });
-    }
-    let mut tokens = vec![Vec::new(); n];
-    // Added tokens win over a model piece of the same id.
-    for (id, bytes) in entries.into_iter().chain(specials) {
-        tokens[id] = bytes;
-    }
-    Ok(tokens)
+            Some(bytes) => bytes.to_vec(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -363,62 +255,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn byte_alphabet_is_a_bijection() {
-        let map = byte_alphabet();
-        let mut seen = [false; 256];
-        for b in map.iter().flatten() {
-            assert!(!seen[*b as usize]);
-            seen[*b as usize] = true;
-        }
-        assert!(seen.iter().all(|&s| s));
-        // 'Ġ' (U+0120) is the space, 'Ċ' (U+010A) the newline.
-        assert_eq!(map[0x120], Some(b' '));
-        assert_eq!(map[0x10A], Some(b'\n'));
-        assert_eq!(map['a' as usize], Some(b'a'));
-    }
-
-    #[test]
-    fn byte_level_and_byte_fallback_pieces() {
-        let json: Value = serde_json::from_str(
+    fn special_tokens_are_marked_and_unused_ids_are_empty() {
+        let tokens = TokenBytes::from_tokenizer_json(
             r#"{"decoder": {"type": "ByteLevel"},
-                "model": {"vocab": {"Hello": 0, "Ġworld": 1, "Ċ": 2}},
-                "added_tokens": [{"id": 3, "content": "<|endoftext|>", "special": true}]}"#,
+                "model": {"vocab": {"Hello": 0, "Ġworld": 1, "Ċ": 3}},
+                "added_tokens": [{"id": 4, "content": "<|endoftext|>", "special": true},
+                                 {"id": 5, "content": "<tool>", "special": false}]}"#,
         )
         .unwrap();
-        let t = token_bytes(&json).unwrap();
-        assert_eq!(t[0], b"Hello");
-        assert_eq!(t[1], b" world");
-        assert_eq!(t[2], b"\n");
-        assert_eq!(t[3], b"\xFF<|endoftext|>");
-
-        let json: Value = serde_json::from_str(
-            r#"{"decoder": {"type": "Sequence", "decoders": [
-                    {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
-                    {"type": "ByteFallback"}, {"type": "Fuse"}]},
-                "model": {"vocab": {"<unk>": 0, "<0x0A>": 1, "▁the": 2, "<0xE2>": 4}},
-                "added_tokens": [{"id": 0, "content": "<unk>", "special": true}]}"#,
-        )
-        .unwrap();
-        let t = token_bytes(&json).unwrap();
-        assert_eq!(t.len(), 5);
-        assert_eq!(t[0], b"\xFF<unk>");
-        assert_eq!(t[1], b"\n");
-        assert_eq!(t[2], b" the");
-        assert!(t[3].is_empty());
-        assert_eq!(t[4], [0xE2]);
+        let bytes = engine_bytes(&tokens);
+        assert_eq!(bytes.len(), 6);
+        assert_eq!(bytes[0], b"Hello");
+        assert_eq!(bytes[1], b" world");
+        assert!(bytes[2].is_empty());
+        assert_eq!(bytes[3], b"\n");
+        assert_eq!(bytes[4], b"\xFF<|endoftext|>");
+        assert_eq!(bytes[5], b"<tool>");
     }
 
     #[test]
-    fn unknown_decoders_and_characters_are_errors() {
-        let json: Value =
-            serde_json::from_str(r#"{"decoder": {"type": "WordPiece"}, "model": {"vocab": {}}}"#)
-                .unwrap();
-        assert!(matches!(token_bytes(&json), Err(StructuredError::Tokenizer { .. })));
-        let json: Value = serde_json::from_str(
+    fn tokenizer_errors_keep_their_message() {
+        let err = TokenVocabulary::from_tokenizer_json(
             r#"{"decoder": {"type": "ByteLevel"}, "model": {"vocab": {"€": 0}}}"#,
+            &[0],
         )
-        .unwrap();
-        let err = token_bytes(&json).unwrap_err();
+        .unwrap_err();
+        assert!(matches!(err, StructuredError::Tokenizer { .. }));
         assert!(err.to_string().contains("outside the byte-level alphabet"), "{err}");
     }
 }
