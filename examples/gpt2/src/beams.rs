@@ -62,6 +62,36 @@ impl Gpt2Beams {
     pub fn into_model(self) -> Gpt2 {
         self.model
     }
+
+    /// Runs `tokens` on sequence `sequence`'s cache (after its `position`
+    /// cached positions) and writes the logits after every one of them: row
+    /// `i` of `logits` is what [`Gpt2`]'s
+    /// [`forward_all`](decoding::LanguageModel::forward_all) writes, the
+    /// last row the bits a `forward` of the same tokens gives (a server
+    /// reads a prompt's log-probabilities from the rows).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Gpt2`]'s `forward_all`, and
+    /// [`Gpt2Error::SequenceOutOfRange`] for a sequence with no cache. The
+    /// cache is untouched on error.
+    pub fn forward_all_sequence(
+        &mut self,
+        sequence: usize,
+        tokens: &[TokenId],
+        position: usize,
+        logits: &mut [f32],
+    ) -> Result<()> {
+        let sequences = self.caches.len();
+        let cache = self
+            .caches
+            .get_mut(sequence)
+            .ok_or(Gpt2Error::SequenceOutOfRange { sequence, sequences })?;
+        std::mem::swap(&mut self.model.cache, cache);
+        let result = LanguageModel::forward_all(&mut self.model, tokens, position, logits);
+        std::mem::swap(&mut self.model.cache, cache);
+        result
+    }
 }
 
 impl BatchLanguageModel for Gpt2Beams {

@@ -9,8 +9,8 @@ use decoding::processors::{MinP, RepetitionPenalty, Temperature, TopK, TopP};
 use decoding::sampler::{Categorical, Greedy};
 use decoding::structured::{Constraint, Grammar, StructuredError, TokenVocabulary};
 use decoding::{
-    BeamSearch, FinishReason, GenerateOptions, Generator, Pipeline, Sampler, SpeculativeOptions,
-    SpeculativeStats, TokenId, Verification,
+    BeamSearch, FinishReason, GenerateOptions, Generator, Pipeline, PromptLookup, Sampler,
+    SpeculativeOptions, SpeculativeStats, TokenId, Verification,
 };
 
 use crate::lookup::{Located, SearchPaths, locate};
@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_NEW_TOKENS: usize = 50;
 
 /// Tokens the draft proposes per round when `--draft-tokens` is absent.
 pub const DEFAULT_DRAFT_TOKENS: usize = 4;
+
+/// The longest n-gram prompt lookup matches when `--prompt-lookup-ngram`
+/// is absent (transformers' `max_matching_ngram_size` default).
+pub const DEFAULT_LOOKUP_NGRAM: usize = 2;
 
 /// The usage text.
 pub const USAGE: &str = "\
@@ -60,12 +64,18 @@ Options:
   --draft DIR|bundled       speculative decoding with this draft model (a model directory, or
                             \"bundled\" for the bundled model); prints the acceptance statistics
   --draft-tokens K          tokens the draft proposes per round [default: 4]
+  --prompt-lookup N         prompt lookup decoding: speculative decoding whose draft is up to N
+                            tokens copied from where the last n-gram occurred earlier in the
+                            prompt or the output (no draft model); prints the acceptance statistics
+  --prompt-lookup-ngram M   the longest n-gram prompt lookup matches [default: 2]
   --num-beams N             beam search with N beams (1: off; beam sampling with sampling flags);
                             prints every hypothesis and its score
   --length-penalty L        beam search: a hypothesis scores sum / length^L [default: 1]
   --json-schema FILE        constrain the output to JSON valid against the schema in FILE
   --regex PATTERN           constrain the output to match PATTERN (Rust regex syntax, whole output)
-  --grammar FILE            constrain the output to the Lark-like grammar in FILE (llguidance syntax)
+  --grammar FILE            constrain the output to the GBNF grammar in FILE (llama.cpp's format,
+                            `root ::= ...`); a file that starts with %llguidance is read as
+                            llguidance's Lark-like syntax instead
   --choice A,B,C            constrain the output to one of the comma-separated strings
   --json                    print one JSON object instead of streaming text
   --demo                    show the demonstration even with other options
@@ -107,6 +117,10 @@ pub struct Args {
     pub draft: Option<String>,
     /// `--draft-tokens K`.
     pub draft_tokens: Option<usize>,
+    /// `--prompt-lookup N`.
+    pub prompt_lookup: Option<usize>,
+    /// `--prompt-lookup-ngram M`.
+    pub prompt_lookup_ngram: Option<usize>,
     /// `--num-beams N`.
     pub num_beams: Option<usize>,
     /// `--length-penalty L`.
@@ -217,6 +231,10 @@ impl Args {
                 }
                 "--draft" => out.draft = Some(value("--draft")?),
                 "--draft-tokens" => out.draft_tokens = Some(number(&flag, &value(&flag)?)?),
+                "--prompt-lookup" => out.prompt_lookup = Some(number(&flag, &value(&flag)?)?),
+                "--prompt-lookup-ngram" => {
+                    out.prompt_lookup_ngram = Some(number(&flag, &value(&flag)?)?);
+                }
                 "--num-beams" => out.num_beams = Some(number(&flag, &value(&flag)?)?),
                 "--length-penalty" => out.length_penalty = Some(number(&flag, &value(&flag)?)?),
                 "--json-schema" => out.json_schema = Some(PathBuf::from(value(&flag)?)),
@@ -251,6 +269,18 @@ impl Args {
         if out.draft_tokens == Some(0) {
             return Err(UsageError("--draft-tokens must be at least 1".into()));
         }
+        if out.prompt_lookup == Some(0) {
+            return Err(UsageError("--prompt-lookup must be at least 1".into()));
+        }
+        if out.prompt_lookup_ngram.is_some() && out.prompt_lookup.is_none() {
+            return Err(UsageError("--prompt-lookup-ngram needs --prompt-lookup".into()));
+        }
+        if out.prompt_lookup_ngram == Some(0) {
+            return Err(UsageError("--prompt-lookup-ngram must be at least 1".into()));
+        }
+        if out.prompt_lookup.is_some() && out.draft.is_some() {
+            return Err(UsageError("--prompt-lookup cannot be combined with --draft".into()));
+        }
         if out.num_beams == Some(0) {
             return Err(UsageError("--num-beams must be at least 1".into()));
         }
@@ -275,6 +305,9 @@ impl Args {
         }
         if out.num_beams.is_some_and(|n| n > 1) && out.draft.is_some() {
             return Err(UsageError("--num-beams cannot be combined with --draft".into()));
+        }
+        if out.num_beams.is_some_and(|n| n > 1) && out.prompt_lookup.is_some() {
+            return Err(UsageError("--num-beams cannot be combined with --prompt-lookup".into()));
         }
         Ok(out)
     }
@@ -304,7 +337,7 @@ impl Args {
         } else if let Some(pattern) = &self.regex {
             Grammar::regex(pattern.as_str())
         } else if let Some(path) = &self.grammar {
-            Ok(Grammar::lark(read(path)?))
+            Grammar::gbnf(&read(path)?)
         } else if let Some(list) = &self.choice {
             Grammar::choice(list.split(','))
         } else {
@@ -333,6 +366,7 @@ impl Args {
                 || self.ignore_eos
                 || self.json
                 || self.draft.is_some()
+                || self.prompt_lookup.is_some()
                 || self.num_beams.is_some()
                 || self.constrained())
     }
@@ -457,6 +491,21 @@ pub fn speculative(args: &Args) -> Result<Option<SpeculativeOptions>, decoding::
     SpeculativeOptions::new(k, verification).map(Some)
 }
 
+/// The prompt lookup decoding these flags describe, if `--prompt-lookup`
+/// was given: greedy verification unless a sampling flag was given.
+///
+/// # Errors
+///
+/// [`PromptLookup::new`]'s.
+pub fn prompt_lookup(args: &Args) -> Result<Option<PromptLookup>, decoding::Error> {
+    let Some(k) = args.prompt_lookup else {
+        return Ok(None);
+    };
+    let verification = if args.samples() { Verification::Sampled } else { Verification::Greedy };
+    let ngram = args.prompt_lookup_ngram.unwrap_or(DEFAULT_LOOKUP_NGRAM);
+    PromptLookup::new(k, ngram, verification).map(Some)
+}
+
 /// The beam search these flags describe, if `--num-beams` is above 1: beam
 /// sampling when a sampling flag is given (the processors of
 /// [`Args::decoding`] then apply to the log-probabilities, as in
@@ -497,6 +546,8 @@ pub fn finish_name(reason: FinishReason) -> &'static str {
         FinishReason::StopSequence { .. } => "stop_sequence",
         FinishReason::StopString { .. } => "stop_string",
         FinishReason::Constraint => "constraint",
+        FinishReason::Criterion => "criterion",
+        FinishReason::Time => "time",
         _ => "other",
     }
 }
@@ -576,7 +627,15 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
         return Ok(());
     }
 
-    if let Some(speculative) = speculative(args)? {
+    // Speculative decoding, with a draft model or a prompt lookup: the
+    // run, what drafted, and the round size and verification.
+    let drafted = if let Some(lookup) = prompt_lookup(args)? {
+        let start = Instant::now();
+        let out =
+            generator.generate_prompt_lookup_text(&mut model, &tokenizer, &prompt, &lookup)?;
+        let source = serde_json::json!({ "prompt_lookup": { "max_ngram": lookup.max_ngram() } });
+        Some((out, start, source, lookup.draft_tokens(), lookup.verification()))
+    } else if let Some(speculative) = speculative(args)? {
         let dir = draft_dir(args.draft.as_deref().unwrap_or_default());
         let mut draft = model_from(&dir, args)?;
         let start = Instant::now();
@@ -587,22 +646,28 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
             &prompt,
             &speculative,
         )?;
+        let source = serde_json::json!({ "draft": dir.display().to_string() });
+        Some((out, start, source, speculative.draft_tokens(), speculative.verification()))
+    } else {
+        None
+    };
+    if let Some((out, start, source, draft_tokens, verification)) = drafted {
         let elapsed = start.elapsed().as_secs_f64();
         let stats = generator.speculative_stats();
         let speed = tokens_per_second(out.tokens.len(), elapsed);
         if args.json {
-            let json = serde_json::json!({
+            let mut json = serde_json::json!({
                 "model": located.dir.display().to_string(),
-                "draft": dir.display().to_string(),
                 "prompt": prompt_text,
                 "prompt_ids": prompt,
                 "generated_ids": out.tokens,
                 "text": out.text.unwrap_or_default(),
                 "finish_reason": finish_name(out.finish_reason),
                 "tokens_per_second": speed,
+                "seconds": elapsed,
                 "speculative": {
-                    "draft_tokens": speculative.draft_tokens(),
-                    "verification": match speculative.verification() {
+                    "draft_tokens": draft_tokens,
+                    "verification": match verification {
                         Verification::Greedy => "greedy",
                         Verification::Sampled => "sampled",
                     },
@@ -614,6 +679,10 @@ pub fn generate(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
                     "draft_calls": stats.draft_calls,
                 },
             });
+            if let (Some(json), serde_json::Value::Object(source)) = (json.as_object_mut(), source)
+            {
+                json.extend(source);
+            }
             println!("{json}");
         } else {
             println!("{prompt_text}{}", out.text.unwrap_or_default());
@@ -750,6 +819,13 @@ mod tests {
         assert!(a.json && a.ignore_eos && !a.greedy && !a.is_demo());
         let (pipeline, _) = a.decoding().unwrap();
         assert_eq!(pipeline.len(), 5);
+        let b = parse(&["--prompt-lookup", "5", "--prompt-lookup-ngram=3"]).unwrap();
+        let lookup = prompt_lookup(&b).unwrap().unwrap();
+        assert_eq!((lookup.draft_tokens(), lookup.max_ngram()), (5, 3));
+        assert_eq!(lookup.verification(), Verification::Greedy);
+        let b = parse(&["--prompt-lookup", "5", "--top-k", "4"]).unwrap();
+        let lookup = prompt_lookup(&b).unwrap().unwrap();
+        assert_eq!((lookup.max_ngram(), lookup.verification()), (2, Verification::Sampled));
     }
 
     #[test]
@@ -759,6 +835,7 @@ mod tests {
         assert!(!parse(&["--greedy"]).unwrap().is_demo());
         assert!(!parse(&["--prompt", "x"]).unwrap().is_demo());
         assert!(!parse(&["--draft", "bundled"]).unwrap().is_demo());
+        assert!(!parse(&["--prompt-lookup", "4"]).unwrap().is_demo());
         assert!(parse(&["--prompt", "x", "--demo"]).unwrap().is_demo());
     }
 
@@ -788,6 +865,11 @@ mod tests {
             (&["--num-beams", "0"][..], "at least 1"),
             (&["--length-penalty", "0.5"][..], "needs --num-beams"),
             (&["--num-beams", "4", "--draft", "bundled"][..], "cannot be combined"),
+            (&["--prompt-lookup", "0"][..], "at least 1"),
+            (&["--prompt-lookup", "3", "--prompt-lookup-ngram", "0"][..], "at least 1"),
+            (&["--prompt-lookup-ngram", "2"][..], "needs --prompt-lookup"),
+            (&["--prompt-lookup", "3", "--draft", "d"][..], "cannot be combined"),
+            (&["--prompt-lookup", "3", "--num-beams", "2"][..], "cannot be combined"),
             (&["--kernels", "sse9"][..], "not portable, avx2 or avx512"),
             (&["--dtype", "f64"][..], "not f32, f16 or bf16"),
         ] {

@@ -115,7 +115,8 @@ pub(crate) fn scores(path: KernelPath, q: &[f32], keys: &[f32], scale: f32, out:
 }
 
 /// `out = Σ_j p[j] · values[j]` (`values` is `p.len() × out.len()`,
-/// row-major), accumulated in the order of `j`.
+/// row-major): in the order of `j` on the portable path; on the x86 paths
+/// as two sums, of the even and of the odd `j` (each in order), then added.
 pub(crate) fn weighted_sum(path: KernelPath, p: &[f32], values: &[f32], out: &mut [f32]) {
     match path {
         #[cfg(target_arch = "x86_64")]
@@ -149,15 +150,32 @@ pub(crate) fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &m
     }
 }
 
-/// Applies the MLP's activation in place.
-pub(crate) fn activate(kind: Activation, x: &mut [f32]) {
+/// Applies the MLP's activation in place. Every path computes the same
+/// element-wise operations (no fused multiply-adds), so the values are the
+/// same bits on every path; the wider paths only run more lanes at once.
+pub(crate) fn activate(path: KernelPath, kind: Activation, x: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => x86::avx512::activate(kind, x),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => x86::avx2::activate(kind, x),
+        _ => activate_in(kind, x),
+    }
+}
+
+/// The body of [`activate`], inlined into each path's compiled copy.
+#[inline(always)]
+pub(crate) fn activate_in(kind: Activation, x: &mut [f32]) {
     match kind {
         Activation::GeluTanh => {
             // √(2/π), as torch rounds it to f32.
             const K: f32 = 0.797_884_6;
+            // 0.5·u·(1 + tanh z) = u·σ(2z) = u / (1 + e^(-2z)): the same
+            // function, with no cancellation where tanh z is near -1, and
+            // one branch-free exponential that the compiler vectorizes.
             for v in x {
                 let u = *v;
-                *v = 0.5 * u * (1.0 + (K * (u + 0.044_715 * u * u * u)).tanh());
+                *v = u / (1.0 + exp(-2.0 * K * (u + 0.044_715 * u * u * u)));
             }
         }
         Activation::Gelu => {
@@ -208,14 +226,53 @@ pub(crate) fn erf(x: f64) -> f64 {
     r.copysign(x)
 }
 
-/// Softmax in place over `x`, stable (the maximum is subtracted first).
-pub(crate) fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+/// `e^x` in f32 without a call into libm, so that loops over it vectorize:
+/// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2` (Cody–Waite, the rounding of
+/// `n` by the 1.5·2²³ shift), `e^r` by its Taylor polynomial of degree 7
+/// (truncation below 5·10⁻⁹ relative), times `2^n` built from its bits.
+/// Within 2 ulp of the exact value on `[-87, 88]` (tested against f64);
+/// below -87.3 it is 0 (`-inf` included), above 88 it stays at `e^88`;
+/// NaN stays NaN.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const SHIFT: f32 = 12_582_912.0; // 1.5·2^23
+    let c = x.clamp(-87.0, 88.0);
+    let n = (c * LOG2_E + SHIFT) - SHIFT;
+    let r = (c - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    for coefficient in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + coefficient;
     }
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.3 { 0.0 } else { p * scale }
+}
+
+/// Softmax in place over `x`, stable (the maximum is subtracted first);
+/// the same bits on every path, as [`activate`].
+pub(crate) fn softmax(path: KernelPath, x: &mut [f32]) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx512 => x86::avx512::softmax(x),
+        #[cfg(target_arch = "x86_64")]
+        KernelPath::Avx2Fma => x86::avx2::softmax(x),
+        _ => softmax_in(x),
+    }
+}
+
+/// The body of [`softmax`], inlined into each path's compiled copy. The
+/// exponentials are one loop (which vectorizes) and their sum another (in
+/// order).
+#[inline(always)]
+pub(crate) fn softmax_in(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let sum = x.iter().fold(0.0f32, |s, v| s + v);
     let inv = 1.0 / sum;
     for v in x.iter_mut() {
         *v *= inv;
@@ -315,6 +372,43 @@ mod tests {
         }
     }
 
+    /// Rows longer than the blocked products' part of `k`, and more input
+    /// rows than one block of them: every row the same bits as alone, and
+    /// within 1e-5 of the portable reference.
+    #[test]
+    fn blocked_products_match_single_rows() {
+        let (k, n_out, rows) = (1601, 13, 150);
+        let w = values(n_out * k, 21);
+        let b = values(n_out, 22);
+        let x = values(rows * k, 23);
+        let mut reference = vec![0.0; rows * n_out];
+        linear(KernelPath::Portable, &x, Rows::F32(&w), Some(&b), &mut reference, n_out, k);
+        for path in available() {
+            let mut all = vec![0.0; rows * n_out];
+            linear(path, &x, Rows::F32(&w), Some(&b), &mut all, n_out, k);
+            for t in 0..rows {
+                let mut one = vec![0.0; n_out];
+                linear(path, &x[t * k..(t + 1) * k], Rows::F32(&w), Some(&b), &mut one, 0, k);
+                assert_eq!(one, all[t * n_out..(t + 1) * n_out], "{path:?} row {t}");
+                for o in 0..n_out {
+                    let scale: f64 = w[o * k..(o + 1) * k]
+                        .iter()
+                        .zip(&x[t * k..(t + 1) * k])
+                        .map(|(a, c)| f64::from((a * c).abs()))
+                        .sum();
+                    let (got, want) = (all[t * n_out + o], reference[t * n_out + o]);
+                    assert!((got - want).abs() as f64 <= 1e-5 * scale, "{path:?} ({t},{o})");
+                }
+            }
+            let halves: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let wide: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
+            let (mut got, mut want) = (vec![0.0; rows * n_out], vec![0.0; rows * n_out]);
+            linear(path, &x, Rows::F16(&halves), None, &mut got, n_out, k);
+            linear(path, &x, Rows::F32(&wide), None, &mut want, n_out, k);
+            assert_eq!(got, want, "{path:?}: f16");
+        }
+    }
+
     #[test]
     fn threaded_linear_is_bit_identical_on_large_outputs() {
         let (k, n_out) = (64, 1000);
@@ -340,7 +434,7 @@ mod tests {
     #[test]
     fn attention_kernels_match_the_portable_reference() {
         for path in available() {
-            for (d, n) in [(64, 1), (64, 7), (13, 9), (64, 300)] {
+            for (d, n) in [(64, 1), (64, 7), (13, 9), (64, 300), (16, 40), (32, 17)] {
                 let q = values(d, d as u64);
                 let keys = values(n * d, 5);
                 let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
@@ -350,9 +444,11 @@ mod tests {
                     assert!((g - w).abs() <= 1e-5 * d as f32, "{path:?} d={d} n={n}: {g} vs {w}");
                 }
                 // Alone or among others, a key's score is the same bits.
-                let mut last = [0.0];
-                scores(path, &q, &keys[(n - 1) * d..], 0.125, &mut last);
-                assert_eq!(last[0], got[n - 1]);
+                for j in 0..n {
+                    let mut one = [0.0];
+                    scores(path, &q, &keys[j * d..(j + 1) * d], 0.125, &mut one);
+                    assert_eq!(one[0], got[j], "{path:?} d={d} n={n} key {j}");
+                }
                 let p = values(n, 9);
                 let (mut want, mut got) = (vec![0.0; d], vec![0.0; d]);
                 weighted_sum(KernelPath::Portable, &p, &keys, &mut want);
@@ -393,21 +489,108 @@ mod tests {
     #[test]
     fn activations_at_known_points() {
         let mut x = [0.0, 1.0, -1.0, 3.0];
-        activate(Activation::GeluTanh, &mut x);
+        activate(KernelPath::Portable, Activation::GeluTanh, &mut x);
         // 0.5 (1 + tanh(√(2/π) · 1.044715)) = 0.841192 (tanh approximation of Φ(1)).
         assert_eq!(x[0], 0.0);
         assert!((x[1] - 0.841_192).abs() < 1e-6, "{}", x[1]);
         assert!((x[2] + 0.158_808).abs() < 1e-6, "{}", x[2]);
         let mut x = [1.0, -1.0];
-        activate(Activation::Gelu, &mut x);
+        activate(KernelPath::Portable, Activation::Gelu, &mut x);
         // Φ(1) = 0.841344746.
         assert!((x[0] - 0.841_344_7).abs() < 1e-6 && (x[1] + 0.158_655_25).abs() < 1e-6);
         let mut x = [-2.0, 2.0];
-        activate(Activation::Relu, &mut x);
+        activate(KernelPath::Portable, Activation::Relu, &mut x);
         assert_eq!(x, [0.0, 2.0]);
         let mut x = [0.0, 1.0];
-        activate(Activation::Silu, &mut x);
+        activate(KernelPath::Portable, Activation::Silu, &mut x);
         assert!((x[1] - 0.731_058_6).abs() < 1e-6);
+    }
+
+    /// The wider paths' element-wise kernels are the portable ones run on
+    /// more lanes: the same bits, for every length (vector tails included).
+    #[test]
+    fn elementwise_kernels_are_the_same_bits_on_every_path() {
+        for n in [1, 7, 16, 33, 1000] {
+            let x: Vec<f32> = values(n, n as u64).iter().map(|v| v * 12.0).collect();
+            for kind in [Activation::GeluTanh, Activation::Gelu, Activation::Relu, Activation::Silu]
+            {
+                let mut want = x.clone();
+                activate(KernelPath::Portable, kind, &mut want);
+                for path in available() {
+                    let mut got = x.clone();
+                    activate(path, kind, &mut got);
+                    let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{path:?} {kind:?} n={n}");
+                }
+            }
+            let mut want = x.clone();
+            softmax(KernelPath::Portable, &mut want);
+            for path in available() {
+                let mut got = x.clone();
+                softmax(path, &mut got);
+                assert_eq!(got, want, "{path:?} n={n}");
+            }
+        }
+    }
+
+    /// The distance in ulps between `got` and the exact `want`.
+    fn ulps(got: f32, want: f64) -> f64 {
+        let w = want as f32;
+        let ulp = f64::from(f32::from_bits(w.abs().to_bits() + 1) - w.abs());
+        (f64::from(got) - want).abs() / ulp
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_and_saturates_at_the_ends() {
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            worst = worst.max(ulps(exp(x), f64::from(x).exp()));
+            x += 0.013_7;
+        }
+        for x in [0.0, -0.0, 1e-8, -1e-8, 0.346_5, -0.346_5, 1.0, -1.0, 88.0, -87.0] {
+            worst = worst.max(ulps(exp(x), f64::from(x).exp()));
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp(-100.0), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+        assert!(exp(1000.0).is_finite());
+    }
+
+    /// The GELU of the tanh approximation against `0.5·u·(1 + tanh z)` in
+    /// f64, relative to the output's own size: within 4·10⁻⁶ where
+    /// activations live (|u| ≤ 5), and within 2·10⁻⁵ further out on the
+    /// negative side, where the output is about e^(-2z)·u with 2z up to
+    /// 88; both bounds are set by the f32 rounding of z itself (about
+    /// |2z|·2⁻²⁴ relative in e^(-2z)), not by the exponential; past the clamp of the
+    /// exponential, within |u|·e⁻⁸⁸ absolutely.
+    #[test]
+    fn gelu_tanh_matches_its_f64_definition() {
+        let (mut near, mut far) = (0.0f64, 0.0f64);
+        let mut u = -30.0f32;
+        while u <= 30.0 {
+            let mut x = [u];
+            activate(KernelPath::Portable, Activation::GeluTanh, &mut x);
+            let w = f64::from(u);
+            let z = (2.0 / std::f64::consts::PI).sqrt() * (w + 0.044_715 * w * w * w);
+            // Written as w / (1 + e^(-2z)) where tanh z is so close to -1
+            // that even f64 cancels.
+            let want =
+                if z > -5.0 { 0.5 * w * (1.0 + z.tanh()) } else { w / (1.0 + (-2.0 * z).exp()) };
+            let err = (f64::from(x[0]) - want).abs();
+            if -2.0 * z > 87.0 {
+                assert!(err <= f64::from(u.abs()) * 1e-38, "gelu({u}) = {} for {want}", x[0]);
+            } else if u.abs() <= 5.0 {
+                near = near.max(err / want.abs().max(1e-30));
+            } else {
+                far = far.max(err / want.abs());
+            }
+            u += 0.001_9;
+        }
+        assert!(near <= 4e-6, "worst relative error for |u| <= 5: {near}");
+        assert!(far <= 2e-5, "worst relative error further out: {far}");
     }
 
     #[test]
@@ -428,7 +611,12 @@ mod tests {
     #[test]
     fn softmax_is_stable_and_normalised() {
         let mut x = [1000.0, 1000.0, f32::NEG_INFINITY];
-        softmax(&mut x);
+        for path in available() {
+            let mut x = x;
+            softmax(path, &mut x);
+            assert_eq!(x, [0.5, 0.5, 0.0]);
+        }
+        softmax(KernelPath::Portable, &mut x);
         assert_eq!(x, [0.5, 0.5, 0.0]);
     }
 }

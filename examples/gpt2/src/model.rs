@@ -122,7 +122,14 @@ struct Scratch {
     lanes: Vec<Lane>,
     /// A threaded product's outputs, `[widest output, CHUNK]`.
     tmp: Vec<f32>,
+    /// A threaded head's outputs, `[vocab, HEAD_ROWS]` (allocated by the
+    /// first threaded head of several rows).
+    head_tmp: Vec<f32>,
 }
+
+/// Rows the head computes per pass over its table when it runs on several
+/// threads (which need a buffer of `HEAD_ROWS × vocab` outputs).
+const HEAD_ROWS: usize = 32;
 
 impl Gpt2 {
     /// Builds the model from loaded weights.
@@ -164,6 +171,7 @@ impl Gpt2 {
             scores: vec![0.0; p],
             lanes: Vec::with_capacity(CHUNK),
             tmp: vec![0.0; CHUNK * (3 * c.n_embd).max(c.n_inner)],
+            head_tmp: Vec::new(),
         };
         Ok(Self { cache, config, weights, scratch, threads: 1, kernels: KernelPath::best() })
     }
@@ -332,13 +340,7 @@ impl Gpt2 {
             run_rows(&self.config, &self.weights, &mut self.scratch, run, caches, &ls);
             self.scratch.lanes = ls;
             let block = &mut logits[g * CHUNK * vocab..(g * CHUNK + group.len()) * vocab];
-            if self.threads <= 1 {
-                self.head_batch(group.len(), block);
-            } else {
-                for (t, row) in block.chunks_exact_mut(vocab).enumerate() {
-                    self.head(t, row);
-                }
-            }
+            self.head_batch(group.len(), block);
         }
         Ok(())
     }
@@ -362,7 +364,9 @@ impl Gpt2 {
 
     /// Final LayerNorm of the first `rows` positions and the head, row `t`
     /// of `logits` for position `t`: one pass over the head's table for
-    /// all of them (on the calling thread).
+    /// all of them on the calling thread, or one per [`HEAD_ROWS`] rows
+    /// split across the model's threads (the same bits either way: each
+    /// output is the same dot product).
     fn head_batch(&mut self, rows: usize, logits: &mut [f32]) {
         let c = &self.config;
         let (e, vocab) = (c.n_embd, c.vocab_size);
@@ -376,7 +380,18 @@ impl Gpt2 {
             h,
         );
         let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte).rows();
-        linear(self.kernels, h, table, None, logits, vocab, e);
+        if self.threads <= 1 || rows == 1 {
+            let tmp = &mut [][..];
+            return linear_threaded(self.kernels, h, table, None, logits, e, self.threads, tmp);
+        }
+        let group = rows.min(HEAD_ROWS);
+        if s.head_tmp.len() < group * vocab {
+            s.head_tmp.resize(group * vocab, 0.0);
+        }
+        for (h, out) in h.chunks(group * e).zip(logits.chunks_mut(group * vocab)) {
+            let tmp = &mut s.head_tmp;
+            linear_threaded(self.kernels, h, table, None, out, e, self.threads, tmp);
+        }
     }
 }
 
@@ -409,20 +424,13 @@ impl LanguageModel for Gpt2 {
         Ok(())
     }
 
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.cache.len = 0;
-        Ok(())
-    }
-}
-
-/// Speculative decoding: several positions scored in one call, and the
-/// cache truncated to drop drafted tokens that were not kept.
-impl decoding::RewindableModel for Gpt2 {
     /// Runs `tokens` after the cached positions (in chunks, as
     /// [`forward`](LanguageModel::forward) does) and applies the final
     /// LayerNorm and the head to each of them: row `i` of `logits` holds
     /// the logits after `tokens[i]`, bit for bit what one `forward` per
-    /// token writes. An empty `tokens` writes nothing.
+    /// token writes (on one thread, the head reads its table once for all
+    /// of a chunk's positions; the kernels give every row the same values
+    /// whatever the number of rows). An empty `tokens` writes nothing.
     ///
     /// # Errors
     ///
@@ -445,16 +453,26 @@ impl decoding::RewindableModel for Gpt2 {
             return Err(Gpt2Error::LogitsLength { expected, found: logits.len() });
         }
         self.check(tokens, &logits[..vocab])?;
-        let mut rows = logits.chunks_exact_mut(vocab);
-        for chunk in tokens.chunks(CHUNK) {
+        for (g, chunk) in tokens.chunks(CHUNK).enumerate() {
             self.run_chunk(chunk);
-            for (t, row) in (0..chunk.len()).zip(&mut rows) {
-                self.head(t, row);
-            }
+            let block = &mut logits[g * CHUNK * vocab..(g * CHUNK + chunk.len()) * vocab];
+            // One pass over the head's table for every position (a few on
+            // several threads): what makes scoring a round of drafted
+            // tokens cost about what scoring one does.
+            self.head_batch(chunk.len(), block);
         }
         Ok(())
     }
 
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.cache.len = 0;
+        Ok(())
+    }
+}
+
+/// Speculative decoding: several positions scored in one call, and the
+/// cache truncated to drop drafted tokens that were not kept.
+impl decoding::RewindableModel for Gpt2 {
     /// Keeps the first `len` cached positions (all of them when `len` is
     /// at least [`Gpt2::position`]); the keys and values past them are
     /// overwritten by the next call.
@@ -542,7 +560,7 @@ fn run_rows(
                 let v_h = head_rows(values.index_axis(Axis(0), h));
                 let weights = &mut s.scores[..visible];
                 scores(run.path, q, &k_h[..visible * d], scale, weights);
-                softmax(weights);
+                softmax(run.path, weights);
                 let out = &mut out_row[h * d..(h + 1) * d];
                 weighted_sum(run.path, weights, &v_h[..visible * d], out);
             }
@@ -560,7 +578,7 @@ fn run_rows(
         );
         let hidden = &mut s.hidden[..t_len * c.n_inner];
         apply(&block.c_fc, normed, hidden, run, &mut s.tmp);
-        activate(c.activation, hidden);
+        activate(run.path, c.activation, hidden);
         apply(&block.mlp_proj, hidden, proj, run, &mut s.tmp);
         add_assign(x, proj);
     }

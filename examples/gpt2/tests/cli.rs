@@ -254,6 +254,53 @@ fn a_draft_model_gives_the_same_greedy_ids_and_reports_its_acceptance() {
     assert!(err.contains("speculative: 4 of 4 drafted tokens accepted (100.0%)"), "{err}");
 }
 
+#[test]
+fn prompt_lookup_gives_the_same_greedy_ids_and_reports_its_acceptance() {
+    let model = data().join("tiny-gpt2");
+    let m = model.to_str().unwrap();
+    for case in cases() {
+        let n = case.greedy_ids.len().to_string();
+        let args = [
+            "--model",
+            m,
+            "--prompt",
+            &case.prompt,
+            "--max-new-tokens",
+            &n,
+            "--ignore-eos",
+            "--prompt-lookup",
+            "3",
+            "--json",
+        ];
+        let json = run_json(&args);
+        assert_eq!(ids(&json["generated_ids"]), case.greedy_ids, "{}", case.prompt);
+        let s = &json["speculative"];
+        assert_eq!(
+            (s["verification"].as_str(), s["draft_tokens"].as_u64()),
+            (Some("greedy"), Some(3))
+        );
+        assert_eq!(s["draft_calls"], 0);
+        assert_eq!(json["prompt_lookup"]["max_ngram"], 2);
+    }
+
+    // The bundled model on a prompt whose greedy continuation repeats
+    // itself (stage directions): the lookup copies the repeats, most drafts
+    // are kept, and the ids are plain greedy decoding's.
+    let prompt = "First Citizen: Before we proceed any further, hear me speak.";
+    let args = ["--prompt", prompt, "--max-new-tokens", "40", "--ignore-eos", "--json"];
+    let plain = run_json(&args);
+    let lookup = run_json(&[&args[..], &["--prompt-lookup", "8"]].concat());
+    assert_eq!(lookup["generated_ids"], plain["generated_ids"]);
+    let s = &lookup["speculative"];
+    assert!(s["acceptance_rate"].as_f64().unwrap() > 0.5, "{s}");
+    assert!(s["target_calls"].as_u64().unwrap() <= 40 / 2, "{s}");
+
+    // Text mode: the statistics on stderr.
+    let out = run(&["--prompt", prompt, "--max-new-tokens", "8", "--prompt-lookup", "4"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("drafted tokens accepted"), "{}", text(&out.stderr));
+}
+
 #[derive(Deserialize)]
 struct BeamFixture {
     cases: Vec<BeamCase>,

@@ -61,12 +61,7 @@ impl LanguageModel for Biased {
         self.perturb(logits);
         Ok(())
     }
-    fn reset(&mut self) -> Result<(), Self::Error> {
-        self.inner.reset()
-    }
-}
 
-impl RewindableModel for Biased {
     fn forward_all(
         &mut self,
         tokens: &[TokenId],
@@ -77,6 +72,12 @@ impl RewindableModel for Biased {
         self.perturb(logits);
         Ok(())
     }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        self.inner.reset()
+    }
+}
+
+impl RewindableModel for Biased {
     fn rewind(&mut self, len: usize) -> Result<(), Self::Error> {
         self.inner.rewind(len)
     }
@@ -120,6 +121,14 @@ fn forward_all_rows_equal_one_by_one_forward_rows_bit_for_bit() {
     // A rewind past the end changes nothing.
     model.rewind(10_000).unwrap();
     assert_eq!(model.position(), prompt.len() + tokens.len());
+
+    // On two threads the head splits its table across them, 32 rows per
+    // pass (40 rows: a full pass and a partial one): the same bits.
+    let mut threaded = bundled().with_threads(2);
+    threaded.forward(&prompt, 0, &mut row).unwrap();
+    let mut rows2 = vec![0.0; tokens.len() * v];
+    threaded.forward_all(&tokens, prompt.len(), &mut rows2).unwrap();
+    assert_eq!(bits(&rows2), bits(&expected));
 
     // Wrong buffer sizes are errors, and leave the cache alone.
     let at = model.position();

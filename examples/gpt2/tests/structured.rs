@@ -242,6 +242,28 @@ fn the_command_line_produces_valid_json_for_a_schema() {
     let text = result["text"].as_str().unwrap();
     let re = regex_lite_match(text);
     assert!(re, "{text:?}");
+
+    // --grammar reads GBNF: a JSON array of one to three small integers.
+    let gbnf = temp_file(
+        "numbers.gbnf",
+        "# numbers\nroot ::= \"[\" num (\", \" num){0,2} \"]\"\nnum ::= [1-9] [0-9]?\n",
+    );
+    let out =
+        run(&["--model", bundled.to_str().unwrap(), "--grammar", gbnf.to_str().unwrap(), "--json"]);
+    let _ = std::fs::remove_file(&gbnf);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["grammar_complete"], true, "{result}");
+    let numbers: Vec<u64> = serde_json::from_str(result["text"].as_str().unwrap()).unwrap();
+    assert!((1..=3).contains(&numbers.len()), "{result}");
+    assert!(numbers.iter().all(|n| (1..=99).contains(n)), "{result}");
+    // ... and llguidance's Lark-like syntax after a %llguidance header.
+    let lark = temp_file("answer.lark", "%llguidance {}\nstart: \"yes\" | \"no\"\n");
+    let out =
+        run(&["--model", bundled.to_str().unwrap(), "--grammar", lark.to_str().unwrap(), "--json"]);
+    let _ = std::fs::remove_file(&lark);
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(["yes", "no"].contains(&result["text"].as_str().unwrap()), "{result}");
 }
 
 /// `[0-9]{3}-[a-z]{2}`, checked by hand.
@@ -263,14 +285,19 @@ fn bad_constraints_exit_with_one_line() {
     let malformed = temp_file("malformed.json", "{\"type\": ");
     let unsupported =
         temp_file("one-of.json", r#"{"oneOf": [{"type": "integer"}, {"type": "number"}]}"#);
-    let grammar = temp_file("bad.lark", "start: undefined_rule");
+    let grammar = temp_file("bad.gbnf", "root ::= \"(\" undefined-rule \")\"");
+    let lark = temp_file("bad.lark", "%llguidance {}\nstart: undefined_rule");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--json-schema", malformed.to_str().unwrap()], "invalid JSON schema"),
         (vec!["--json-schema", unsupported.to_str().unwrap()], "oneOf"),
         (vec!["--json-schema", "/nonexistent/schema.json"], "/nonexistent/schema.json"),
         (vec!["--regex", ""], "the regex is empty"),
         (vec!["--regex", "(ab"], "invalid regex"),
-        (vec!["--grammar", grammar.to_str().unwrap()], "invalid grammar"),
+        (
+            vec!["--grammar", grammar.to_str().unwrap()],
+            "invalid GBNF grammar at line 1, column 14: undefined rule `undefined-rule`",
+        ),
+        (vec!["--grammar", lark.to_str().unwrap()], "invalid grammar"),
     ];
     for (flags, expected) in cases {
         let mut args = vec!["--model", model];
@@ -281,7 +308,7 @@ fn bad_constraints_exit_with_one_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{flags:?}: {stderr}");
         assert!(stderr.contains(expected), "{flags:?}: {stderr}");
     }
-    for path in [malformed, unsupported, grammar] {
+    for path in [malformed, unsupported, grammar, lark] {
         let _ = std::fs::remove_file(path);
     }
     let out = run(&["--regex", "a", "--choice", "a,b"]);
