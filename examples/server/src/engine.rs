@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use decoding::config::BoxedSampler;
-use decoding::{BatchInput, BatchLanguageModel, BatchSpan, Generator, Pipeline, Step, TokenId};
+use decoding::{
+    BatchInput, BatchLanguageModel, BatchSpan, Generator, Pipeline, Step, TokenId, TokenLogprobs,
+};
 use gpt2::{Gpt2, Gpt2Beams, Tokenizer};
 use tokio::sync::mpsc;
 
@@ -56,11 +58,24 @@ pub struct JobSequence {
     pub prompt: Arc<[TokenId]>,
     /// Its generator (options, pipeline, sampler).
     pub generator: SequenceGenerator,
+    /// The prompt's log-probabilities are wanted (`echo` with `logprobs`),
+    /// with this many alternatives per token.
+    pub prompt_logprobs: Option<usize>,
 }
 
 /// What the engine reports to a request.
 #[derive(Debug)]
 pub enum Event {
+    /// The log-probabilities of choice `choice`'s prompt tokens, before its
+    /// first step (only when [`JobSequence::prompt_logprobs`] asks): one
+    /// record per prompt token, the first with no log-probability (nothing
+    /// predicts it).
+    Prompt {
+        /// The choice index.
+        choice: usize,
+        /// The records, in prompt order.
+        records: Vec<TokenLogprobs>,
+    },
     /// A step of choice `choice`; `step.finish_reason` is set on its last.
     Step {
         /// The choice index.
@@ -175,7 +190,12 @@ struct Active {
     choice: usize,
     generator: SequenceGenerator,
     events: mpsc::UnboundedSender<Event>,
+    prompt_logprobs: Option<usize>,
 }
+
+/// Prompt positions scored per model call when a prompt's
+/// log-probabilities are wanted (the rows are read as they come).
+const PROMPT_ROWS: usize = 32;
 
 struct Engine {
     model: Gpt2Beams,
@@ -192,6 +212,9 @@ struct Engine {
     spans: Vec<BatchSpan>,
     /// Active sequences that fed the decoding step, in row order.
     decoding: Vec<usize>,
+    /// Rows of a prompt whose log-probabilities are wanted (allocated on
+    /// first use).
+    prompt_rows: Vec<f32>,
 }
 
 impl Engine {
@@ -216,6 +239,7 @@ impl Engine {
             tokens: Vec::new(),
             spans: Vec::with_capacity(slots),
             decoding: Vec::with_capacity(slots),
+            prompt_rows: Vec::new(),
         }
     }
 
@@ -283,7 +307,18 @@ impl Engine {
             let _ = events.send(Event::Failed { choice: seq.choice, message: e.to_string() });
             return;
         }
-        self.active.push(Active { slot, choice: seq.choice, generator: seq.generator, events });
+        if seq.prompt_logprobs.is_some() && seq.prompt.len() == 1 {
+            // A one-token prompt: nothing predicts its token.
+            let records = vec![unpredicted(seq.prompt[0])];
+            let _ = events.send(Event::Prompt { choice: seq.choice, records });
+        }
+        self.active.push(Active {
+            slot,
+            choice: seq.choice,
+            generator: seq.generator,
+            events,
+            prompt_logprobs: seq.prompt_logprobs,
+        });
     }
 
     fn drop_cancelled(&mut self) {
@@ -329,19 +364,66 @@ impl Engine {
             }
         }
         let mut row = batch;
-        for (i, a) in self.active.iter().enumerate() {
+        for i in 0..self.active.len() {
+            let a = &self.active[i];
             let pending = a.generator.pending_input();
             if pending.len() > 1 {
-                let position = a.generator.pending_position();
-                let span = [BatchSpan { sequence: a.slot, position, start: 0, end: pending.len() }];
-                let input = BatchInput::new(pending, &span);
-                let out = &mut self.logits[row * v..(row + 1) * v];
-                if self.model.forward_batch(&input, out).is_ok() {
+                let ok = if a.prompt_logprobs.is_some() {
+                    self.prompt_with_logprobs(i, row)
+                } else {
+                    let position = a.generator.pending_position();
+                    let span =
+                        [BatchSpan { sequence: a.slot, position, start: 0, end: pending.len() }];
+                    let input = BatchInput::new(pending, &span);
+                    let out = &mut self.logits[row * v..(row + 1) * v];
+                    self.model.forward_batch(&input, out).is_ok()
+                };
+                if ok {
                     self.rows[i] = row;
                 }
                 row += 1;
             }
         }
+    }
+
+    /// Runs active sequence `i`'s prompt [`PROMPT_ROWS`] positions at a
+    /// time with the logits of every position, sends the prompt's
+    /// log-probabilities (the crate's raw record of each token in the row
+    /// before it, [`TokenLogprobs::from_raw_row`]: the numbers a run with
+    /// prompt log-probabilities gets) and leaves the last row in logits
+    /// row `row`: the bits the plain prompt step gives. `false` when the
+    /// model failed.
+    fn prompt_with_logprobs(&mut self, i: usize, row: usize) -> bool {
+        let v = self.model.vocab_size();
+        let a = &self.active[i];
+        let top = a.prompt_logprobs.unwrap_or(0);
+        let prompt = a.generator.pending_input();
+        let start = a.generator.pending_position();
+        if self.prompt_rows.is_empty() {
+            self.prompt_rows = vec![0.0; PROMPT_ROWS * v];
+        }
+        let mut records = Vec::with_capacity(prompt.len());
+        records.push(unpredicted(prompt[0]));
+        for (c, piece) in prompt.chunks(PROMPT_ROWS).enumerate() {
+            let rows = &mut self.prompt_rows[..piece.len() * v];
+            let position = start + c * PROMPT_ROWS;
+            if self.model.forward_all_sequence(a.slot, piece, position, rows).is_err() {
+                return false;
+            }
+            for (j, scores) in rows.chunks_exact(v).enumerate() {
+                match prompt.get(c * PROMPT_ROWS + j + 1) {
+                    Some(&next) => match TokenLogprobs::from_raw_row(scores, next, top) {
+                        Ok(record) => records.push(record),
+                        // A non-finite row: the sequence fails (as its
+                        // first step would).
+                        Err(_) => return false,
+                    },
+                    None => self.logits[row * v..(row + 1) * v].copy_from_slice(scores),
+                }
+            }
+        }
+        let _ = a.events.send(Event::Prompt { choice: a.choice, records });
+        true
     }
 
     /// Each sequence's step on its row; finished and failed ones free their
@@ -355,8 +437,12 @@ impl Engine {
             let row = self.rows[index];
             index += 1;
             let a = &mut self.active[i];
+            // A sequence that ends is counted out of the active ones before
+            // its last event goes out: a client that has read its end never
+            // sees its slot still held.
             let over = if row == usize::MAX {
                 let message = "the model failed on this sequence".to_string();
+                self.stats.active.fetch_sub(1, Ordering::SeqCst);
                 let _ = a.events.send(Event::Failed { choice: a.choice, message });
                 true
             } else {
@@ -367,6 +453,7 @@ impl Engine {
                         let done = step.finish_reason.is_some();
                         if done {
                             self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                            self.stats.active.fetch_sub(1, Ordering::SeqCst);
                         }
                         // A closed channel is dropped at the next iteration.
                         let _ = a.events.send(Event::Step { choice: a.choice, step });
@@ -374,6 +461,7 @@ impl Engine {
                     }
                     Err(e) => {
                         let message = e.to_string();
+                        self.stats.active.fetch_sub(1, Ordering::SeqCst);
                         let _ = a.events.send(Event::Failed { choice: a.choice, message });
                         true
                     }
@@ -387,4 +475,11 @@ impl Engine {
             }
         }
     }
+}
+
+/// The record of a token with no log-probability (a prompt's first).
+fn unpredicted(token: TokenId) -> TokenLogprobs {
+    let mut record = TokenLogprobs::default();
+    record.token = token;
+    record
 }

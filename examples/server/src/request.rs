@@ -122,12 +122,8 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
             ));
         }
     };
-    if echo && logprobs.is_some() {
-        return Err(ApiError::unsupported(
-            "echo",
-            "`echo` with `logprobs` is not supported (the prompt's log-probabilities are not computed)",
-        ));
-    }
+    // `echo` with `logprobs`: the prompt tokens' log-probabilities too.
+    let prompt_logprobs = if echo { logprobs } else { None };
     let n = params.n.unwrap_or(1);
     let total = prompts.len().saturating_mul(n);
     if total > shared.limits.max_sequences {
@@ -175,6 +171,7 @@ pub fn prepare(endpoint: Endpoint, body: &[u8], shared: &Shared) -> Result<Prepa
                     (prompt.len(), c),
                     shared,
                 )?,
+                prompt_logprobs,
             });
         }
     }
@@ -217,12 +214,6 @@ fn generator(
 /// Fields this server refuses rather than ignores: they would change the
 /// output in a way it cannot honour.
 fn unsupported_fields(map: &Map<String, Value>) -> Result<(), ApiError> {
-    if map.get("grammar").is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::unsupported(
-            "grammar",
-            "`grammar` (GBNF) is not supported; use `response_format` with a JSON schema",
-        ));
-    }
     match map.get("best_of") {
         None | Some(Value::Null) => {}
         Some(Value::Number(b)) if b.as_u64() == Some(1) => {}
@@ -382,11 +373,15 @@ fn breaker_ids(tokenizer: &gpt2::Tokenizer, s: &str) -> Vec<TokenId> {
 enum Format {
     JsonObject,
     Schema(Value),
+    /// llama-server's `grammar`: GBNF, or llguidance's Lark-like syntax
+    /// after a `%llguidance` header.
+    Gbnf(String),
 }
 
 /// The output's grammar, when the request constrains it: OpenAI's
 /// `response_format` (`{"type": "json_object"}` or `{"type": "json_schema",
-/// "json_schema": {"schema": ...}}`) or llama-server's `json_schema`.
+/// "json_schema": {"schema": ...}}`), or llama-server's `json_schema` or
+/// `grammar` (GBNF; an empty string is no grammar). At most one of them.
 fn output_grammar(map: &Map<String, Value>) -> Result<Option<OutputGrammar>, ApiError> {
     let from_openai = match map.get("response_format") {
         None | Some(Value::Null) => None,
@@ -421,19 +416,34 @@ fn output_grammar(map: &Map<String, Value>) -> Result<Option<OutputGrammar>, Api
         Some(v @ (Value::Object(_) | Value::Bool(_))) => Some(Format::Schema(v.clone())),
         Some(_) => return Err(ApiError::wrong_type("json_schema", "a JSON schema (an object)")),
     };
-    match (from_openai, from_llama) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
-            Some("json_schema"),
-            "give either `response_format` or `json_schema`, not both",
-        )),
-        (Some(f), None) | (None, Some(f)) => grammar_of(f).map(Some),
-        (None, None) => Ok(None),
+    let from_gbnf = match map.get("grammar") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(g)) if g.trim().is_empty() => None,
+        Some(Value::String(g)) => Some(("grammar", Format::Gbnf(g.clone()))),
+        Some(_) => return Err(ApiError::wrong_type("grammar", "a string (a GBNF grammar)")),
+    };
+    let mut formats = [
+        from_openai.map(|f| ("response_format", f)),
+        from_llama.map(|f| ("json_schema", f)),
+        from_gbnf,
+    ]
+    .into_iter()
+    .flatten();
+    let Some((field, format)) = formats.next() else { return Ok(None) };
+    if let Some((second, _)) = formats.next() {
+        return Err(ApiError::invalid(
+            Some(second),
+            format!(
+                "give only one of `response_format`, `json_schema` and `grammar` (`{field}` is given too)"
+            ),
+        ));
     }
+    grammar_of(field, format).map(Some)
 }
 
-/// The grammar of a requested format.
+/// The grammar of a requested format, with the field that asked for it.
 #[cfg(feature = "structured")]
-type OutputGrammar = decoding::structured::Grammar;
+type OutputGrammar = (decoding::structured::Grammar, &'static str);
 
 /// Without the feature no format can be honoured.
 #[cfg(not(feature = "structured"))]
@@ -442,26 +452,35 @@ type OutputGrammar = std::convert::Infallible;
 /// The output is compact JSON: no free whitespace between tokens (a small
 /// model otherwise spends its tokens on blank lines), unless the schema sets
 /// llguidance's own `x-guidance` options.
+/// A GBNF grammar is translated here, so that a malformed one is a `400`
+/// naming its line and column.
 #[cfg(feature = "structured")]
-fn grammar_of(format: Format) -> Result<OutputGrammar, ApiError> {
+fn grammar_of(field: &'static str, format: Format) -> Result<OutputGrammar, ApiError> {
+    use decoding::structured::Grammar;
     let mut schema = match format {
         Format::JsonObject => serde_json::json!({"type": "object"}),
         Format::Schema(schema) => schema,
+        Format::Gbnf(text) => {
+            let grammar =
+                Grammar::gbnf(&text).map_err(|e| ApiError::invalid(Some(field), e.to_string()))?;
+            return Ok((grammar, field));
+        }
     };
     if let Value::Object(o) = &mut schema {
         o.entry("x-guidance").or_insert_with(|| serde_json::json!({"whitespace_flexible": false}));
     }
-    Ok(decoding::structured::Grammar::json_schema(schema))
+    Ok((Grammar::json_schema(schema), field))
 }
 
 #[cfg(not(feature = "structured"))]
-fn grammar_of(format: Format) -> Result<OutputGrammar, ApiError> {
+fn grammar_of(field: &'static str, format: Format) -> Result<OutputGrammar, ApiError> {
     let what = match format {
         Format::JsonObject => "a JSON object",
         Format::Schema(_) => "a JSON schema",
+        Format::Gbnf(_) => "a grammar",
     };
     Err(ApiError::unsupported(
-        "response_format",
+        field,
         format!(
             "constraining the output to {what} needs the server built with `--features structured`"
         ),
@@ -476,9 +495,9 @@ fn constrained(
     grammar: Option<&OutputGrammar>,
     shared: &Shared,
 ) -> Result<Pipeline, ApiError> {
-    let Some(grammar) = grammar else { return Ok(pipeline) };
+    let Some((grammar, field)) = grammar else { return Ok(pipeline) };
     let constraint = shared.vocabulary.constraint(grammar).map_err(|e| {
-        ApiError::invalid(Some("response_format"), format!("the schema cannot be used: {e}"))
+        ApiError::invalid(Some(field), format!("the output format cannot be used: {e}"))
     })?;
     Ok(Pipeline::new().with(constraint).with(pipeline))
 }

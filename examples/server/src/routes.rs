@@ -217,7 +217,10 @@ fn logprobs_json(meta: &Meta, records: &[TokenLogprobs], offset: usize) -> Value
                 at += text.len();
                 tokens.push(text);
                 lps.push(r.raw);
-                if top > 0 {
+                if top > 0 && r.raw.is_none() {
+                    // An echoed prompt's first token: nothing predicts it.
+                    tops.push(Value::Null);
+                } else if top > 0 {
                     let map: serde_json::Map<String, Value> = r
                         .raw_top
                         .iter()
@@ -265,6 +268,7 @@ fn logprobs_json(meta: &Meta, records: &[TokenLogprobs], offset: usize) -> Value
 #[derive(Default)]
 struct ChoiceOut {
     text: String,
+    /// The echoed prompt's records, then the generated tokens'.
     logprobs: Vec<TokenLogprobs>,
     tokens: usize,
     finish: Option<&'static str>,
@@ -279,6 +283,11 @@ async fn full_response(meta: Meta, mut rx: mpsc::UnboundedReceiver<Event>) -> Re
             return ApiError::internal("the decoding engine stopped").into_response();
         };
         match event {
+            Event::Prompt { choice, records } => {
+                if let Some(c) = out.get_mut(choice) {
+                    c.logprobs.splice(0..0, records);
+                }
+            }
             Event::Step { choice, step } => {
                 let Some(c) = out.get_mut(choice) else { continue };
                 c.text.push_str(&step.text);
@@ -358,6 +367,8 @@ impl StreamState {
                     "logprobs": Value::Null,
                     "finish_reason": Value::Null,
                 })),
+                // With log-probabilities, the echo waits for the prompt's.
+                Endpoint::Completions if meta.prepared.logprobs.is_some() => None,
                 Endpoint::Completions => meta.echo(i).map(|prompt| {
                     json!({"index": i, "text": prompt, "logprobs": Value::Null, "finish_reason": Value::Null})
                 }),
@@ -421,6 +432,16 @@ impl StreamState {
             return Some((closing, self));
         }
         let events = match self.rx.recv().await {
+            Some(Event::Prompt { choice, records }) => {
+                let logprobs = logprobs_json(&self.meta, &records, 0);
+                if let Some(o) = self.offsets.get_mut(choice) {
+                    *o = records.iter().map(|r| self.meta.token_text(r.token).len()).sum();
+                }
+                let prompt = self.meta.echo(choice).unwrap_or_default();
+                let body = json!({"index": choice, "text": prompt, "logprobs": logprobs,
+                    "finish_reason": Value::Null});
+                vec![data(&self.meta.envelope(true, json!([body])))]
+            }
             Some(Event::Step { choice, step }) => {
                 self.completion_tokens += 1;
                 if step.finish_reason.is_some() {

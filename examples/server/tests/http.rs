@@ -379,10 +379,11 @@ async fn bad_requests_get_openai_errors() {
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "stop": [""]}).to_string(), 400, Some("stop"), None),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "seed": -1}).to_string(), 400, Some("seed"), None),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "best_of": 3}).to_string(), 400, Some("best_of"), Some("unsupported")),
-        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "echo": true, "logprobs": 1}).to_string(), 400, Some("echo"), Some("unsupported")),
+        ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "user", "content": "x"}], "echo": true}).to_string(), 400, Some("echo"), Some("unsupported")),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}).to_string(), 400, Some("response_format.json_schema.schema"), None),
         ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "response_format": {"type": "xml"}}).to_string(), 400, Some("response_format.type"), None),
-        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "grammar": "root ::= \"a\""}).to_string(), 400, Some("grammar"), Some("unsupported")),
+        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "grammar": 3}).to_string(), 400, Some("grammar"), None),
+        ("/v1/completions", json!({"model": "gpt2", "prompt": "x", "grammar": "root ::= \"a\"", "json_schema": {}}).to_string(), 400, Some("grammar"), None),
         ("/v1/chat/completions", json!({"model": "gpt2"}).to_string(), 400, Some("messages"), None),
         ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "tool", "content": "x"}]}).to_string(), 400, Some("messages[0].role"), Some("unsupported")),
         ("/v1/chat/completions", json!({"model": "gpt2", "messages": [{"role": "user", "content": "x"}], "logprobs": 2}).to_string(), 400, Some("logprobs"), None),
@@ -400,6 +401,28 @@ async fn bad_requests_get_openai_errors() {
             Some("response_format"),
             Some("unsupported"),
         ));
+        cases.push((
+            "/v1/completions",
+            json!({"model": "gpt2", "prompt": "x", "grammar": "root ::= \"a\""}).to_string(),
+            400,
+            Some("grammar"),
+            Some("unsupported"),
+        ));
+        cases
+    };
+    // With it, a malformed GBNF grammar is a 400 naming the field.
+    #[cfg(feature = "structured")]
+    let cases = {
+        let mut cases = cases;
+        for grammar in ["root ::= item", "root ::= [a-", "root = \"a\""] {
+            cases.push((
+                "/v1/completions",
+                json!({"model": "gpt2", "prompt": "x", "grammar": grammar}).to_string(),
+                400,
+                Some("grammar"),
+                None,
+            ));
+        }
         cases
     };
     for (path, body, status, param, code) in cases {
@@ -609,5 +632,175 @@ async fn response_format_constrains_the_output_to_the_schema() {
         let value: Value = serde_json::from_str(content).expect("valid JSON");
         assert!(value.is_object(), "{value}");
     }
+    server.shutdown().await.unwrap();
+}
+
+/// llama-server's `grammar` (GBNF): every choice is in the grammar's
+/// language, streamed or not; a `%llguidance` header means Lark.
+#[cfg(feature = "structured")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gbnf_grammar_constrains_the_output() {
+    let server = start(config()).await;
+    let client = Client::new(&server);
+    // JSON arrays of one to four integers in [1, 999].
+    let grammar = "root ::= \"[\" num (\",\" \" \"? num){0,3} \"]\"\nnum ::= [1-9] [0-9]{0,2}\n";
+    let body = json!({"model": "gpt2", "prompt": "Numbers:", "max_tokens": 40, "seed": 3,
+        "n": 3, "grammar": grammar});
+    let (status, out) = client.post("/v1/completions", &body).await;
+    assert_eq!(status, 200, "{out}");
+    for i in 0..3 {
+        assert_eq!(out["choices"][i]["finish_reason"], "stop", "{out}");
+        let numbers: Vec<u64> = serde_json::from_str(text(&out, i)).expect("a JSON array");
+        assert!((1..=4).contains(&numbers.len()), "{out}");
+        assert!(numbers.iter().all(|n| (1..=999).contains(n)), "{out}");
+        assert!(!text(&out, i).contains("  ") && !text(&out, i).contains(" ,"), "{out}");
+    }
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let choices =
+        streamed_choices(&chunks(&client.stream("/v1/completions", &streamed).await), false);
+    assert_eq!(choices.len(), 3);
+    for (i, (t, _)) in choices.iter().enumerate() {
+        assert_eq!(t, text(&out, i));
+    }
+    // A recursive grammar: balanced parentheses around digits.
+    let body = json!({"model": "gpt2", "prompt": "Nested:", "max_tokens": 30, "seed": 5,
+        "grammar": "root ::= \"(\" (root | [0-9]) \")\""});
+    let (status, out) = client.post("/v1/completions", &body).await;
+    assert_eq!(status, 200, "{out}");
+    let t = text(&out, 0);
+    if out["choices"][0]["finish_reason"] == "stop" {
+        let depth = t.chars().take_while(|&c| c == '(').count();
+        assert!(depth >= 1 && t.len() == 2 * depth + 1, "{t:?}");
+        assert!(t[depth..=depth].chars().all(|c| c.is_ascii_digit()), "{t:?}");
+        assert!(t[depth + 1..].chars().all(|c| c == ')'), "{t:?}");
+    } else {
+        assert!(t.chars().all(|c| c == '(' || c == ')' || c.is_ascii_digit()), "{t:?}");
+    }
+    // Chat, with llguidance's own syntax after the header.
+    let (status, out) = client
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt2", "messages": [{"role": "user", "content": "Yes or no?"}],
+                "max_tokens": 10, "seed": 4,
+                "grammar": "%llguidance {}\nstart: \"yes\" | \"no\""}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let content = out["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content == "yes" || content == "no", "{content:?}");
+    assert_eq!(out["choices"][0]["finish_reason"], "stop", "{out}");
+    server.shutdown().await.unwrap();
+}
+
+/// `echo` with `logprobs`: the prompt's tokens come first in the
+/// log-probabilities (the first with none), the generated part is the
+/// non-echoed response's, and a prompt token's log-probability is the one
+/// the same token gets when it is generated after the same prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_with_logprobs_scores_the_prompt_tokens() {
+    let server = start(config()).await;
+    let client = Client::new(&server);
+    // Over 32 tokens: the prompt's rows come in more than one model call.
+    let prompt = "The quick brown fox jumps over the lazy dog. ".repeat(4);
+    let body = json!({"model": "gpt2", "prompt": prompt, "max_tokens": 5, "temperature": 0,
+        "logprobs": 2, "ignore_eos": true});
+    let (status, plain) = client.post("/v1/completions", &body).await;
+    assert_eq!(status, 200, "{plain}");
+    let mut echoed_body = body.clone();
+    echoed_body["echo"] = json!(true);
+    let (status, echoed) = client.post("/v1/completions", &echoed_body).await;
+    assert_eq!(status, 200, "{echoed}");
+    assert_eq!(text(&echoed, 0), format!("{prompt}{}", text(&plain, 0)));
+    let n_prompt = echoed["usage"]["prompt_tokens"].as_u64().unwrap() as usize;
+    assert!(n_prompt > 32, "{n_prompt}");
+    let (lp, plain_lp) = (&echoed["choices"][0]["logprobs"], &plain["choices"][0]["logprobs"]);
+    let tokens = lp["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), n_prompt + 5);
+    let joined: String = tokens.iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(joined, text(&echoed, 0));
+    // The prompt's part: nothing for the first token, then a log-probability
+    // and two alternatives that rank at least as high.
+    assert!(lp["token_logprobs"][0].is_null() && lp["top_logprobs"][0].is_null(), "{lp}");
+    for i in 1..n_prompt {
+        let chosen = lp["token_logprobs"][i].as_f64().unwrap();
+        let top = lp["top_logprobs"][i].as_object().unwrap();
+        assert_eq!(top.len(), 2, "{i}");
+        let best = top.values().map(|v| v.as_f64().unwrap()).fold(f64::MIN, f64::max);
+        assert!(chosen <= best && best <= 0.0, "{i}: {chosen} {best}");
+    }
+    // The generated part is the plain response's, offsets shifted by the prompt.
+    for key in ["tokens", "token_logprobs", "top_logprobs"] {
+        assert_eq!(
+            lp[key].as_array().unwrap()[n_prompt..],
+            plain_lp[key].as_array().unwrap()[..],
+            "{key}"
+        );
+    }
+    let offsets: Vec<u64> =
+        lp["text_offset"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(offsets[0], 0);
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
+    for (o, p) in offsets[n_prompt..].iter().zip(plain_lp["text_offset"].as_array().unwrap()) {
+        assert_eq!(*o, p.as_u64().unwrap() + prompt.len() as u64);
+    }
+
+    // Streamed: the echo chunk carries the prompt's part, then each token its own.
+    let mut streamed_body = echoed_body.clone();
+    streamed_body["stream"] = json!(true);
+    let payloads = client.stream("/v1/completions", &streamed_body).await;
+    let parts: Vec<Value> = chunks(&payloads)
+        .iter()
+        .filter(|c| !c["choices"][0]["logprobs"].is_null())
+        .map(|c| c["choices"][0]["logprobs"].clone())
+        .collect();
+    assert_eq!(chunks(&payloads)[0]["choices"][0]["text"], prompt.as_str());
+    for key in ["tokens", "token_logprobs", "top_logprobs", "text_offset"] {
+        let streamed: Vec<Value> =
+            parts.iter().flat_map(|p| p[key].as_array().unwrap().clone()).collect();
+        assert_eq!(&streamed, lp[key].as_array().unwrap(), "{key}");
+    }
+
+    // A prompt token scores what the same token scores when generated after
+    // the same prefix.
+    let tokenizer = gpt2::Tokenizer::gpt2().unwrap();
+    let prefix = tokenizer.encode("The capital of France is").unwrap();
+    let (_, one) = client
+        .post(
+            "/v1/completions",
+            &json!({"model": "gpt2", "prompt": prefix, "max_tokens": 1, "temperature": 0,
+                "logprobs": 1, "ignore_eos": true}),
+        )
+        .await;
+    let generated = text(&one, 0).to_string();
+    let expected = one["choices"][0]["logprobs"]["token_logprobs"][0].as_f64().unwrap();
+    let id = tokenizer.encode(&generated).unwrap();
+    assert_eq!(id.len(), 1, "{generated:?}");
+    let mut longer = prefix.clone();
+    longer.push(id[0]);
+    let (_, scored) = client
+        .post(
+            "/v1/completions",
+            &json!({"model": "gpt2", "prompt": longer, "max_tokens": 1, "echo": true,
+                "logprobs": 1, "ignore_eos": true}),
+        )
+        .await;
+    let lp = &scored["choices"][0]["logprobs"];
+    let got = lp["token_logprobs"][prefix.len()].as_f64().unwrap();
+    // The same row (a prompt row is the bits of a step's) and the same
+    // arithmetic (the crate's raw record): the same number.
+    assert_eq!(got, expected);
+    assert_eq!(lp["tokens"][prefix.len()], generated.as_str());
+    // A one-token prompt: only the null entry before the generated one.
+    let (_, single) = client
+        .post(
+            "/v1/completions",
+            &json!({"model": "gpt2", "prompt": [464], "max_tokens": 2, "echo": true,
+                "logprobs": 0, "ignore_eos": true}),
+        )
+        .await;
+    let lp = &single["choices"][0]["logprobs"];
+    assert_eq!(lp["tokens"].as_array().unwrap().len(), 3, "{lp}");
+    assert!(lp["token_logprobs"][0].is_null() && lp["token_logprobs"][1].is_number(), "{lp}");
     server.shutdown().await.unwrap();
 }
