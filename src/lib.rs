@@ -49,7 +49,9 @@
 //!    stop sequences and strings, lengths) and feeds the token back; or
 //!    runs [`Generator::beam_search`] (for a [`BeamLanguageModel`]) or
 //!    [`Generator::generate_speculative`] (a draft model proposes, the
-//!    target verifies; for [`RewindableModel`]s).
+//!    target verifies; for [`RewindableModel`]s) or
+//!    [`Generator::generate_prompt_lookup`] (the draft is copied from the
+//!    text itself, [`PromptLookup`]).
 //!
 //! **Errors** are one `thiserror` enum, [`Error`] (and [`GenerateError`],
 //! which adds the model's own error and the step). Parameters are checked
@@ -67,14 +69,17 @@
 //! | [`processors`] | the processors, one per file, and the table of their exact semantics |
 //! | [`sampler`] | [`Sampler`], [`sampler::Greedy`], [`sampler::Categorical`] |
 //! | `scores`, `context` | [`Scores`] (row + live set), [`Context`] (the token history) |
-//! | `processor`, `chain`, `pipeline` | [`LogitsProcessor`] and its static ([`Chain`]) and run-time ([`Pipeline`]) composition |
+//! | `processor`, `chain`, `pipeline` | [`LogitsProcessor`] and its static ([`Chain`]) and run-time ([`Pipeline`]) composition; with the default feature `ndarray`, batches of rows (`process_batch`, `sample_batch`, `sample_batch_mut`) |
 //! | `model`, `prefix_cache` | [`LanguageModel`], [`RewindableModel`], [`PrefixCache`] (a KV cache kept across runs) |
+//! | `guidance` | [`ClassifierFreeGuidance`]: a conditional and an unconditional model combined into one guided model |
 //! | `generator` | [`Generator`], its options, outputs, stop rules, streaming, batches, beam search and the speculative decoding loop |
+//! | [`watermark`] | the green-list watermark's configuration and detector (the processor is [`processors::Watermark`]) |
 //! | `speculative_acceptance` | [`speculative_accept`]: the acceptance rule of speculative sampling on its own, for engines that run their own loop |
 //! | [`config`] | pipelines built from `generation_config.json` (exactly as transformers builds them), OpenAI-style requests, llama.cpp chains |
 //! | `rng` | [`rng_from_seed`], the portable seeded generator |
+//! | `token_bytes` (feature `serde`) | `TokenBytes`: the bytes of every token of a Hugging Face `tokenizer.json`, a [`Detokenizer`]; with the feature `tokenizers`, `Detokenizer` for `tokenizers::Tokenizer` |
 //! | `structured` (feature `structured`) | structured outputs: JSON Schema, regex, grammar and choice constraints through llguidance (`docs/structured-outputs.md`) |
-//! | `math` | the shared kernels, one file per concern: `reduce` (maxima, the argmax, the row check), `exp`, `softmax`, `rank` (the rank order of live tokens), `select` (top-n and candidate gathering) |
+//! | `math` | the shared kernels, one file per concern: `reduce` (maxima, the argmax, the row check), `exp`, `softmax`, `rank` (the rank order of live tokens), `select` (top-n and candidate gathering), `heap` (the heap repairs of the bounded selections) |
 //!
 //! Beyond the API docs: `docs/generation.md` (the loop, beam search and
 //! speculative decoding), `docs/guarantees.md` (the promises and the tests
@@ -178,6 +183,7 @@ mod chain;
 mod context;
 mod error;
 mod generator;
+mod guidance;
 pub(crate) mod math;
 mod model;
 mod pipeline;
@@ -186,12 +192,15 @@ mod processor;
 mod rng;
 mod scores;
 mod speculative_acceptance;
+#[cfg(feature = "serde")]
+mod token_bytes;
 
 pub mod config;
 pub mod processors;
 pub mod sampler;
 #[cfg(feature = "structured")]
 pub mod structured;
+pub mod watermark;
 
 /// The `rand` crate (0.10) whose traits the API takes (`&mut dyn
 /// rand::Rng`): use this path, not a `rand` dependency of another version.
@@ -202,11 +211,15 @@ pub use self::context::Context;
 pub use self::error::{Error, Result};
 pub use self::generator::{
     BatchEntry, BatchInput, BatchLanguageModel, BatchResults, BatchSequence, BatchSpan,
-    BeamHypothesis, BeamLanguageModel, BeamSearch, Detokenizer, EarlyStopping, FinishReason,
-    GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation, Generator, LogprobMode,
-    Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
+    BeamHypothesis, BeamLanguageModel, BeamSearch, Choice, Choices, Detokenizer, EarlyStopping,
+    FinishReason, GenerateError, GenerateOptions, GenerateOptionsBuilder, Generation, Generator,
+    LogprobMode, Step, Stream, TokenLogprobs, TopLogprob, UnknownToken, generate_batch,
 };
-pub use self::generator::{SpeculativeOptions, SpeculativeStats, Verification};
+pub use self::generator::{
+    LookupMatch, PromptLookup, SpeculativeOptions, SpeculativeStats, StoppingCriterion,
+    Verification,
+};
+pub use self::guidance::{ClassifierFreeGuidance, GuidanceError};
 pub use self::model::{LanguageModel, RewindableModel};
 pub use self::pipeline::Pipeline;
 pub use self::prefix_cache::PrefixCache;
@@ -215,6 +228,8 @@ pub use self::rng::{DecodingRng, fresh_seed, rng_from_seed, unit_f64};
 pub use self::sampler::{Sampled, Sampler};
 pub use self::scores::Scores;
 pub use self::speculative_acceptance::{Speculation, speculative_accept};
+#[cfg(feature = "serde")]
+pub use self::token_bytes::{MAX_TOKENIZER_VOCAB, TokenBytes, TokenizerError};
 
 /// A token id, as tokenizers and model heads number them.
 pub type TokenId = u32;
