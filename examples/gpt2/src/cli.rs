@@ -436,7 +436,7 @@ pub fn model_from(dir: &Path, args: &Args) -> Result<Gpt2, crate::Gpt2Error> {
     if let Some(dtype) = args.dtype {
         weights = weights.converted(dtype);
     }
-    let model = Gpt2::new(config, weights)?.with_threads(args.threads.unwrap_or(1));
+    let model = Gpt2::new(config, weights)?.with_threads(args.threads.unwrap_or(1))?;
     match args.kernels {
         Some(path) => model.with_kernels(path),
         None => Ok(model),

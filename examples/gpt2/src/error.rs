@@ -161,6 +161,16 @@ pub enum Gpt2Error {
         available: String,
     },
 
+    /// The threads of [`Gpt2::with_threads`](crate::Gpt2::with_threads)
+    /// could not be started.
+    #[error("cannot start {threads} threads: {message}")]
+    Threads {
+        /// The threads asked for.
+        threads: usize,
+        /// What the operating system said.
+        message: String,
+    },
+
     /// The logits buffer passed to `forward` has the wrong length.
     #[error("logits buffer has {found} entries, the model's vocabulary has {expected}")]
     LogitsLength {

@@ -10,6 +10,7 @@
 
 use crate::config::Activation;
 use crate::matrix::Rows;
+use crate::workers::Workers;
 
 mod path;
 mod portable;
@@ -40,7 +41,7 @@ pub(crate) fn linear(
     }
 }
 
-/// [`linear`] over several threads, split by output rows; the same values.
+/// [`linear`] split by output rows across `workers`; the same values.
 /// With several input rows, each thread writes its outputs for every row
 /// into its own contiguous part of `tmp` (at least `rows × n_out`
 /// entries), and they are then copied into `y` (`ys = n_out`).
@@ -52,11 +53,12 @@ pub(crate) fn linear_threaded(
     b: Option<&[f32]>,
     y: &mut [f32],
     k: usize,
-    threads: usize,
+    workers: &Workers,
     tmp: &mut [f32],
 ) {
     let n_out = w.len() / k;
     let rows = x.len() / k;
+    let threads = workers.count();
     if threads <= 1 || n_out < 256 || (rows > 1 && tmp.len() < rows * n_out) {
         return linear(path, x, w, b, y, n_out, k);
     }
@@ -67,33 +69,17 @@ pub(crate) fn linear_threaded(
     };
     if rows == 1 {
         // One input row: `y` is one row of outputs, so split it into chunks.
-        std::thread::scope(|scope| {
-            let mut parts = y[..n_out].chunks_mut(per).enumerate();
-            let first = parts.next();
-            for (i, y_part) in parts {
-                let (w, b, _) = part(i);
-                scope.spawn(move || linear(path, x, w, b, y_part, 0, k));
-            }
-            if let Some((i, y_part)) = first {
-                let (w, b, _) = part(i);
-                linear(path, x, w, b, y_part, 0, k);
-            }
-        });
+        workers.run(y[..n_out].chunks_mut(per).enumerate().map(|(i, y_part)| {
+            let (w, b, _) = part(i);
+            move || linear(path, x, w, b, y_part, 0, k)
+        }));
         return;
     }
     let tmp = &mut tmp[..rows * n_out];
-    std::thread::scope(|scope| {
-        let mut parts = tmp.chunks_mut(per * rows).enumerate();
-        let first = parts.next();
-        for (i, t_part) in parts {
-            let (w, b, n) = part(i);
-            scope.spawn(move || linear(path, x, w, b, t_part, n, k));
-        }
-        if let Some((i, t_part)) = first {
-            let (w, b, n) = part(i);
-            linear(path, x, w, b, t_part, n, k);
-        }
-    });
+    workers.run(tmp.chunks_mut(per * rows).enumerate().map(|(i, t_part)| {
+        let (w, b, n) = part(i);
+        move || linear(path, x, w, b, t_part, n, k)
+    }));
     for (i, t_part) in tmp.chunks(per * rows).enumerate() {
         let n = part(i).2;
         for (t, outputs) in t_part.chunks_exact(n).enumerate() {
@@ -416,13 +402,23 @@ mod tests {
         let b = values(n_out, 12);
         for path in available() {
             // One input row, then five (split by output rows through `tmp`).
+            let workers = Workers::new(3).unwrap();
             for rows in [1, 5] {
                 let x = values(rows * k, rows as u64);
                 let mut one = vec![0.0; rows * n_out];
                 let mut many = vec![0.0; rows * n_out];
                 let mut tmp = vec![0.0; rows * n_out];
                 linear(path, &x, Rows::F32(&w), Some(&b), &mut one, n_out, k);
-                linear_threaded(path, &x, Rows::F32(&w), Some(&b), &mut many, k, 3, &mut tmp);
+                linear_threaded(
+                    path,
+                    &x,
+                    Rows::F32(&w),
+                    Some(&b),
+                    &mut many,
+                    k,
+                    &workers,
+                    &mut tmp,
+                );
                 assert!(
                     one.iter().zip(&many).all(|(a, c)| a.to_bits() == c.to_bits()),
                     "{path:?}, {rows} rows"

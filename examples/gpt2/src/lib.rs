@@ -47,6 +47,7 @@ pub mod matrix;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;
+mod workers;
 
 pub use self::beams::Gpt2Beams;
 pub use self::config::{Activation, Config};

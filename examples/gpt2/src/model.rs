@@ -11,6 +11,7 @@ use crate::kernels::{
     KernelPath, activate, layer_norm, linear, linear_threaded, scores, softmax, weighted_sum,
 };
 use crate::weights::{Linear, Weights};
+use crate::workers::Workers;
 
 /// Positions processed together in a prefill: each weight is read from
 /// memory once for this many inputs (a 256-token prompt reads the weights
@@ -60,7 +61,7 @@ pub struct Gpt2 {
     weights: Weights,
     pub(crate) cache: KvCache,
     scratch: Scratch,
-    threads: usize,
+    workers: Workers,
     kernels: KernelPath,
 }
 
@@ -173,7 +174,8 @@ impl Gpt2 {
             tmp: vec![0.0; CHUNK * (3 * c.n_embd).max(c.n_inner)],
             head_tmp: Vec::new(),
         };
-        Ok(Self { cache, config, weights, scratch, threads: 1, kernels: KernelPath::best() })
+        let (workers, kernels) = (Workers::default(), KernelPath::best());
+        Ok(Self { cache, config, weights, scratch, workers, kernels })
     }
 
     /// Loads `config.json` and `model.safetensors` from a Hugging Face model
@@ -192,11 +194,16 @@ impl Gpt2 {
     /// Splits the matrix products (of a cached step, a prompt, or a batched
     /// step of several sequences) and the head across `threads` threads, by
     /// output rows (1, the default, runs on the calling thread). The logits
-    /// are the same bits whatever the count.
-    #[must_use]
-    pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
-        self
+    /// are the same bits whatever the count. The threads are started here,
+    /// once: the calling thread and `threads - 1` waiting in a pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Gpt2Error::Threads`] when the operating system refuses the
+    /// threads.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.workers = Workers::new(threads)?;
+        Ok(self)
     }
 
     /// Runs the products and attention on `path` instead of the widest
@@ -284,7 +291,7 @@ impl Gpt2 {
             pos: start + t,
         }));
         let caches = std::slice::from_mut(&mut self.cache);
-        let run = Run { path: self.kernels, threads: self.threads };
+        let run = Run { path: self.kernels, workers: &self.workers };
         run_rows(&self.config, &self.weights, &mut self.scratch, run, caches, &lanes);
         self.scratch.lanes = lanes;
     }
@@ -336,7 +343,7 @@ impl Gpt2 {
                 cache,
                 pos: caches[cache].len,
             }));
-            let run = Run { path: self.kernels, threads: self.threads };
+            let run = Run { path: self.kernels, workers: &self.workers };
             run_rows(&self.config, &self.weights, &mut self.scratch, run, caches, &ls);
             self.scratch.lanes = ls;
             let block = &mut logits[g * CHUNK * vocab..(g * CHUNK + group.len()) * vocab];
@@ -359,7 +366,7 @@ impl Gpt2 {
             h,
         );
         let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte).rows();
-        linear_threaded(self.kernels, h, table, None, logits, e, self.threads, &mut []);
+        linear_threaded(self.kernels, h, table, None, logits, e, &self.workers, &mut []);
     }
 
     /// Final LayerNorm of the first `rows` positions and the head, row `t`
@@ -380,9 +387,9 @@ impl Gpt2 {
             h,
         );
         let table = self.weights.lm_head.as_ref().unwrap_or(&self.weights.wte).rows();
-        if self.threads <= 1 || rows == 1 {
+        if self.workers.count() <= 1 || rows == 1 {
             let tmp = &mut [][..];
-            return linear_threaded(self.kernels, h, table, None, logits, e, self.threads, tmp);
+            return linear_threaded(self.kernels, h, table, None, logits, e, &self.workers, tmp);
         }
         let group = rows.min(HEAD_ROWS);
         if s.head_tmp.len() < group * vocab {
@@ -390,7 +397,7 @@ impl Gpt2 {
         }
         for (h, out) in h.chunks(group * e).zip(logits.chunks_mut(group * vocab)) {
             let tmp = &mut s.head_tmp;
-            linear_threaded(self.kernels, h, table, None, out, e, self.threads, tmp);
+            linear_threaded(self.kernels, h, table, None, out, e, &self.workers, tmp);
         }
     }
 }
@@ -482,11 +489,11 @@ impl decoding::RewindableModel for Gpt2 {
     }
 }
 
-/// How a block pass runs: the kernel path and the thread count.
+/// How a block pass runs: the kernel path and the threads.
 #[derive(Debug, Clone, Copy)]
-struct Run {
+struct Run<'a> {
     path: KernelPath,
-    threads: usize,
+    workers: &'a Workers,
 }
 
 /// One row of a block pass: a new token, the cache it extends and its
@@ -591,8 +598,8 @@ fn run_rows(
 fn apply(layer: &Linear, x: &[f32], y: &mut [f32], run: Run, tmp: &mut [f32]) {
     let (n_out, n_in) = layer.weight.dim();
     let (w, b) = (layer.weight.rows(), Some(as_slice(&layer.bias)));
-    if run.threads > 1 {
-        linear_threaded(run.path, x, w, b, y, n_in, run.threads, tmp);
+    if run.workers.count() > 1 {
+        linear_threaded(run.path, x, w, b, y, n_in, run.workers, tmp);
     } else {
         linear(run.path, x, w, b, y, n_out, n_in);
     }

@@ -217,7 +217,7 @@ fn a_batched_step_gives_each_sequence_the_bits_of_a_lone_model() {
     let histories: [&[u32]; 3] = [&[3666, 12507], &[464, 3290, 318, 257, 1332], &[50256]];
     let next = [3807u32, 11, 198];
     for threads in [1, 2] {
-        let mut beams = Gpt2Beams::new(tiny().with_threads(threads), 3);
+        let mut beams = Gpt2Beams::new(tiny().with_threads(threads).unwrap(), 3);
         let v = beams.vocab_size();
         let mut scratch = vec![0.0; v];
         let mut alone = Vec::new();

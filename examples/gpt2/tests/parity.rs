@@ -97,7 +97,7 @@ fn threads_do_not_change_the_logits() {
     let fixture = fixture();
     let case = &fixture.tiny_gpt2.cases[0];
     let mut one = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap();
-    let mut three = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap().with_threads(3);
+    let mut three = Gpt2::from_dir(&data().join("tiny-gpt2")).unwrap().with_threads(3).unwrap();
     let (ids_one, rows_one) = greedy_cached(&mut one, &case.prompt_ids, 8);
     let (ids_three, rows_three) = greedy_cached(&mut three, &case.prompt_ids, 8);
     assert_eq!(ids_one, ids_three);
@@ -152,7 +152,7 @@ fn threads_do_not_change_the_logits_of_prompts_and_batched_beams() {
     let dir = gpt2::lookup::bundled_dir();
     let prompt = [3666u32, 12507, 3807, 318, 11, 290, 262, 1110, 13];
     let run = |threads: usize| {
-        let mut model = Gpt2::from_dir(&dir).unwrap().with_threads(threads);
+        let mut model = Gpt2::from_dir(&dir).unwrap().with_threads(threads).unwrap();
         assert!(model.config().n_inner >= 256);
         let v = model.vocab_size();
         let mut rows = vec![0.0; v];
@@ -161,7 +161,8 @@ fn threads_do_not_change_the_logits_of_prompts_and_batched_beams() {
         model.forward(&[262], prompt.len(), &mut step).unwrap();
         rows.extend_from_slice(&step);
 
-        let mut beams = Gpt2Beams::new(Gpt2::from_dir(&dir).unwrap().with_threads(threads), 3);
+        let mut beams =
+            Gpt2Beams::new(Gpt2::from_dir(&dir).unwrap().with_threads(threads).unwrap(), 3);
         let mut scratch = vec![0.0; v];
         for s in 0..3 {
             let spans = [BatchSpan { sequence: s, position: 0, start: 0, end: prompt.len() - s }];

@@ -124,7 +124,7 @@ fn forward_all_rows_equal_one_by_one_forward_rows_bit_for_bit() {
 
     // On two threads the head splits its table across them, 32 rows per
     // pass (40 rows: a full pass and a partial one): the same bits.
-    let mut threaded = bundled().with_threads(2);
+    let mut threaded = bundled().with_threads(2).unwrap();
     threaded.forward(&prompt, 0, &mut row).unwrap();
     let mut rows2 = vec![0.0; tokens.len() * v];
     threaded.forward_all(&tokens, prompt.len(), &mut rows2).unwrap();

@@ -155,7 +155,7 @@ impl Server {
         if generation.eos_token_id.is_none() {
             generation.eos_token_id = model.config().eos_token_id.map(Into::into);
         }
-        let model = model.with_threads(config.threads.max(1));
+        let model = model.with_threads(config.threads.max(1)).map_err(std::io::Error::other)?;
         let tokenizer = Arc::new(tokenizer);
         #[cfg(feature = "structured")]
         let vocabulary = decoding::structured::TokenVocabulary::from_detokenizer(
