@@ -290,7 +290,10 @@ pub(crate) fn gather_between(
 }
 
 /// Whether most of a row is masked (`-inf`), judged from 64 evenly spaced
-/// entries: then a pass that drops the masked tokens first pays for itself.
+/// entries (three quarters or more of them): then a pass that drops the
+/// masked tokens first pays for itself. (At half, the list of ids cost more
+/// than the dense pass it replaced: 0.94 against 0.81 F for temperature →
+/// sample on a row half masked, V = 128256, `benches/peers`.)
 pub(crate) fn mostly_masked(values: &[f32]) -> bool {
     const PROBES: usize = 64;
     if values.len() < 4 * PROBES {
@@ -298,7 +301,7 @@ pub(crate) fn mostly_masked(values: &[f32]) -> bool {
     }
     let step = values.len() / PROBES;
     let masked = (0..PROBES).filter(|&i| values[i * step] == f32::NEG_INFINITY).count();
-    2 * masked >= PROBES
+    4 * masked >= 3 * PROBES
 }
 
 /// Writes to the front of `out` the ids of the entries of `values` above
@@ -474,11 +477,24 @@ mod tests {
                 let want: Vec<TokenId> =
                     (0..n).filter(|&i| finite(i)).map(|i| i as TokenId).collect();
                 assert_eq!(out, want, "n = {n}, every = {every}");
-                // Nothing masked, or 90% masked (short rows are never judged).
+                // Nothing or 90% masked (short rows are never judged).
                 if every == 1 || every == 10 {
                     assert_eq!(mostly_masked(&row), n >= 256 && every == 10, "n = {n}");
                 }
             }
+        }
+        // Masks without a period (which evenly spaced probes could alias):
+        // a row is mostly masked from three quarters on, not at half.
+        for (fraction, want) in [(0.5, false), (0.6, false), (0.9, true), (0.99, true)] {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let row: Vec<f32> = (0..50_000)
+                .map(|i| {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                    if u < fraction { NEG } else { i as f32 }
+                })
+                .collect();
+            assert_eq!(mostly_masked(&row), want, "{fraction} masked");
         }
     }
 

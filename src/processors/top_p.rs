@@ -83,8 +83,8 @@ const SORTED_SURVIVORS: usize = 1024;
 /// bucket is ranked and walked, by selections when it is large (a row of
 /// ties) and sorted when it is small. A bucket is a monotone function of
 /// the score, so scores whose differences to the maximum collide share one
-/// and lose nothing. A mostly masked row (half or more of 64 probes at
-/// `-inf`) first drops its masked tokens in a branch-free pass, so the
+/// and lose nothing. A mostly masked row (three quarters or more of 64
+/// probes at `-inf`) first drops its masked tokens in a branch-free pass, so the
 /// exponentials run over the live tokens only. The rare cut the buckets do
 /// not resolve (inside the catch-all, for `p` within about `1e-12` of 1, or
 /// a `min_tokens_to_keep` beyond the nucleus), and live sets of at most 256

@@ -17,7 +17,7 @@ const BLOCK: usize = 1024;
 ///    vectorized exponential (within 1 ulp of the exact value).
 /// 2. The weights are summed in f64, block by block (1024 entries a block,
 ///    in live-set order, or id order before truncation; a dense row with
-///    half or more of 64 evenly spaced scores at `-inf` is read as the
+///    three quarters or more of 64 evenly spaced scores at `-inf` is read as the
 ///    list of its finite tokens, in id order); `total` is the sum of the
 ///    block sums.
 /// 3. One uniform `u` in `[0, 1)` ([`unit_f64`]: 53 bits of one
