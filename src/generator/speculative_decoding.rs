@@ -452,10 +452,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     where
         T: RewindableModel + ?Sized,
     {
-        let speculative = SpeculativeOptions {
-            draft_tokens: lookup.draft_tokens(),
-            verification: lookup.verification(),
-        };
+        let speculative = lookup_options(lookup);
         self.run_speculative(target, Drafter::<NoDraft>::Lookup(lookup), None, prompt, &speculative)
     }
 
@@ -476,10 +473,7 @@ impl<P: LogitsProcessor, S: Sampler> Generator<P, S> {
     where
         T: RewindableModel + ?Sized,
     {
-        let speculative = SpeculativeOptions {
-            draft_tokens: lookup.draft_tokens(),
-            verification: lookup.verification(),
-        };
+        let speculative = lookup_options(lookup);
         let drafter = Drafter::<NoDraft>::Lookup(lookup);
         self.run_speculative(target, drafter, Some(detokenizer), prompt, &speculative)
     }
@@ -911,4 +905,10 @@ impl Sampler for Verifier<'_> {
             }
         }
     }
+}
+
+/// The speculative loop's options for prompt lookup: its tokens per draft
+/// and its verification (both validated when the lookup was built).
+fn lookup_options(lookup: &PromptLookup) -> SpeculativeOptions {
+    SpeculativeOptions { draft_tokens: lookup.draft_tokens(), verification: lookup.verification() }
 }
